@@ -1,0 +1,73 @@
+//! Choosing and checking the broker from the environment (`BROKER`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use platform::health::HealthProbe;
+
+use crate::kafka::{KafkaBus, KafkaSettings};
+use crate::{BusError, MessageBus};
+
+/// Which broker implementation backs the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// Apache Kafka (the default).
+    Kafka,
+}
+
+impl std::str::FromStr for BrokerKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "kafka" => Ok(BrokerKind::Kafka),
+            other => Err(format!("unknown broker {other:?}; supported: kafka")),
+        }
+    }
+}
+
+/// Builds the bus selected by `BROKER` (default `kafka`) with its own settings from the env.
+pub fn from_env(client_id: &str) -> Result<Arc<dyn MessageBus>, BusError> {
+    let kind: BrokerKind = platform::config::var_or("BROKER", BrokerKind::Kafka)
+        .map_err(|e| BusError::Config(e.to_string()))?;
+    match kind {
+        BrokerKind::Kafka => {
+            let settings =
+                KafkaSettings::from_env(client_id).map_err(|e| BusError::Config(e.to_string()))?;
+            Ok(Arc::new(KafkaBus::new(settings)?))
+        }
+    }
+}
+
+/// `/health` probe: the broker must answer a metadata request.
+pub struct BusProbe(pub Arc<dyn MessageBus>);
+
+#[async_trait]
+impl HealthProbe for BusProbe {
+    fn name(&self) -> &str {
+        "broker"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+/// Creates `topics`, retrying while the broker is still starting (up to a minute).
+pub async fn ensure_topics_with_retry(
+    bus: &dyn MessageBus,
+    topics: &[String],
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Result<(), BusError> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match bus.ensure_topics(topics).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() < deadline && !shutdown.is_cancelled() => {
+                tracing::warn!(error = %e, "broker not ready, retrying topic creation");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! [`MessageBus`] on Apache Kafka via rdkafka.
+//!
+//! Producer: idempotent, `acks=all`, so an acknowledged publish is durable and retries never
+//! duplicate or reorder within a partition. Consumer: auto-commit off; an offset is committed only
+//! for a message the caller acknowledged, so a crash before that means redelivery, never loss.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::Timeout;
+use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+
+use crate::message::{Delivery, Message, Position};
+use crate::{BusError, MessageBus, Subscription};
+
+/// How long a publish may wait for the broker before the relay retries it later.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on blocking metadata and commit calls.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connection settings; defaults match the local stack.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `host:port,...` bootstrap list (`KAFKA_BROKERS`).
+    pub brokers: String,
+    /// Partitions for topics this process creates (`KAFKA_PARTITIONS`).
+    pub partitions: i32,
+    /// Replication factor for topics this process creates (`KAFKA_REPLICATION`).
+    pub replication: i32,
+    /// Identifies this process in broker logs.
+    pub client_id: String,
+}
+
+impl KafkaSettings {
+    /// Reads `KAFKA_BROKERS`, `KAFKA_PARTITIONS`, `KAFKA_REPLICATION`.
+    pub fn from_env(client_id: &str) -> Result<Self, platform::config::ConfigError> {
+        Ok(KafkaSettings {
+            brokers: platform::config::string_or("KAFKA_BROKERS", "127.0.0.1:9092"),
+            partitions: platform::config::var_or("KAFKA_PARTITIONS", 3)?,
+            replication: platform::config::var_or("KAFKA_REPLICATION", 1)?,
+            client_id: client_id.to_owned(),
+        })
+    }
+}
+
+/// The Kafka bus: one producer shared by all publishers of the process.
+pub struct KafkaBus {
+    settings: KafkaSettings,
+    producer: FutureProducer,
+}
+
+impl KafkaBus {
+    /// Creates the producer; the broker is contacted lazily, so this does not wait for it.
+    pub fn new(settings: KafkaSettings) -> Result<Self, BusError> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", &settings.brokers)
+            .set("client.id", &settings.client_id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "2")
+            .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
+            .create()?;
+        Ok(KafkaBus { settings, producer })
+    }
+
+    fn consumer(&self, group: &str) -> Result<StreamConsumer, BusError> {
+        Ok(ClientConfig::new()
+            .set("bootstrap.servers", &self.settings.brokers)
+            .set("client.id", &self.settings.client_id)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .create()?)
+    }
+}
+
+#[async_trait]
+impl MessageBus for KafkaBus {
+    async fn ensure_topics(&self, topics: &[String]) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.settings.brokers)
+            .create()?;
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|t| {
+                NewTopic::new(
+                    t,
+                    self.settings.partitions,
+                    TopicReplication::Fixed(self.settings.replication),
+                )
+            })
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+        for result in admin.create_topics(&new, &opts).await? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(BusError::Broker(
+                        format!("cannot create topic {topic}: {code}").into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, topic: &str, message: &Message) -> Result<(), BusError> {
+        let headers = message
+            .wire_headers()
+            .iter()
+            .fold(OwnedHeaders::new(), |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                })
+            });
+        let record = FutureRecord::to(topic)
+            .key(message.key.as_bytes())
+            .payload(&message.payload)
+            .headers(headers);
+        self.producer
+            .send(record, Timeout::After(DELIVERY_TIMEOUT))
+            .await
+            .map(drop)
+            .map_err(|(err, _)| err.into())
+    }
+
+    async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>, BusError> {
+        let consumer = self.consumer(group)?;
+        consumer.subscribe(&[topic])?;
+        Ok(Box::new(KafkaSubscription {
+            consumer,
+            acked: HashMap::new(),
+        }))
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(2))
+                .map(drop)
+        })
+        .await
+        .map_err(|e| BusError::Broker(Box::new(e)))?
+        .map_err(BusError::from)
+    }
+}
+
+/// A consumer-group member on one topic.
+struct KafkaSubscription {
+    consumer: StreamConsumer,
+    /// Next offset to commit per (topic, partition): what `close` commits synchronously.
+    acked: HashMap<(String, i32), i64>,
+}
+
+fn to_delivery(msg: &BorrowedMessage<'_>) -> Delivery {
+    let headers = msg
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .filter_map(|h| {
+                    let value = std::str::from_utf8(h.value?).ok()?;
+                    Some((h.key.to_owned(), value.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Delivery {
+        topic: msg.topic().to_owned(),
+        key: msg
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .map(str::to_owned),
+        payload: msg.payload().unwrap_or_default().to_vec(),
+        headers,
+        position: Position {
+            partition: msg.partition(),
+            offset: msg.offset(),
+        },
+    }
+}
+
+#[async_trait]
+impl Subscription for KafkaSubscription {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        let msg = self.consumer.recv().await?;
+        Ok(to_delivery(&msg))
+    }
+
+    async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        let next = delivery.position.offset + 1;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(
+            &delivery.topic,
+            delivery.position.partition,
+            Offset::Offset(next),
+        )?;
+        // Async: commits go out in order on one connection; `close` makes the last one durable.
+        self.consumer.commit(&tpl, CommitMode::Async)?;
+        self.acked
+            .insert((delivery.topic.clone(), delivery.position.partition), next);
+        Ok(())
+    }
+
+    async fn nack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        // Rewinding the partition discards what was prefetched after this message, so per-key
+        // order is kept: nothing behind a failed message is processed before it.
+        self.consumer.seek(
+            &delivery.topic,
+            delivery.position.partition,
+            Offset::Offset(delivery.position.offset),
+            ADMIN_TIMEOUT,
+        )?;
+        Ok(())
+    }
+
+    async fn close(self: Box<Self>) -> Result<(), BusError> {
+        let KafkaSubscription { consumer, acked } = *self;
+        tokio::task::spawn_blocking(move || -> Result<(), BusError> {
+            if !acked.is_empty() {
+                let mut tpl = TopicPartitionList::new();
+                for ((topic, partition), offset) in &acked {
+                    tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+                }
+                consumer.commit(&tpl, CommitMode::Sync)?;
+            }
+            consumer.unsubscribe();
+            Ok(())
+        })
+        .await
+        .map_err(|e| BusError::Broker(Box::new(e)))?
+    }
+}

@@ -1,0 +1,71 @@
+//! The run loop every event-driven service shares: topics, outbox relay, one consumer and the
+//! HTTP server, all stopped by one signal.
+//!
+//! Kept here rather than per service so that start-up order and shutdown order are the same
+//! everywhere: topics exist before anything publishes; on stop, HTTP drains first (no new
+//! outbox rows), then the relay and consumer finish their in-flight work.
+
+use std::sync::Arc;
+
+use poem::Endpoint;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::consumer::Consumer;
+use crate::outbox::{OutboxRelay, RelaySettings};
+use crate::MessageBus;
+
+/// The parts of a service that [`run`] drives.
+pub struct Service<E> {
+    /// The service's own database (holds its outbox).
+    pub pool: PgPool,
+    /// The broker.
+    pub bus: Arc<dyn MessageBus>,
+    /// Topics to create before starting (including dead-letter topics).
+    pub topics: Vec<String>,
+    /// The service's one consumer.
+    pub consumer: Consumer,
+    /// The HTTP application.
+    pub app: E,
+}
+
+/// Runs `service` until `shutdown` (or until its consumer fails, which also stops it: a service
+/// that cannot consume would leave work stuck while looking healthy).
+pub async fn run<E: Endpoint + 'static>(
+    service: Service<E>,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let Service {
+        pool,
+        bus,
+        topics,
+        consumer,
+        app,
+    } = service;
+    crate::connect::ensure_topics_with_retry(bus.as_ref(), &topics, &shutdown).await?;
+
+    let relay = tokio::spawn(
+        OutboxRelay::new(pool.clone(), bus.clone(), RelaySettings::default())
+            .run(shutdown.clone()),
+    );
+    let consumer = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            let result = consumer.run(shutdown.clone()).await;
+            shutdown.cancel();
+            result
+        }
+    });
+
+    tracing::info!(addr = ?listener.local_addr()?, "listening");
+    let served = platform::http::serve(listener, app, shutdown.clone()).await;
+    shutdown.cancel();
+    relay.await?;
+    let consumed = consumer.await?;
+    pool.close().await;
+    served?;
+    consumed?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! Orders as values that cannot be invalid.
+//!
+//! `NewOrder` is what a valid POST /orders becomes; `Order` is what the store returns. Status and
+//! failure reason are enums here and TEXT with CHECK constraints in the database.
+
+use chrono::{DateTime, Utc};
+use platform::events::PaymentOutcome;
+use platform::money::PositiveMoney;
+use platform::{Money, OrderId, UserId};
+use poem_openapi::Enum;
+
+/// Where an order is in its life; it leaves `New` exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    /// Created; payment not settled yet.
+    New,
+    /// Paid: the account was debited exactly once.
+    Finished,
+    /// Not paid; see the failure reason. The account was not debited.
+    Failed,
+}
+
+/// Why an order failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FailureReason {
+    /// The balance was lower than the amount.
+    InsufficientFunds,
+    /// The user has no account.
+    AccountNotFound,
+}
+
+impl OrderStatus {
+    /// The value stored in `orders.status`.
+    pub fn as_db(self) -> &'static str {
+        match self {
+            OrderStatus::New => "NEW",
+            OrderStatus::Finished => "FINISHED",
+            OrderStatus::Failed => "FAILED",
+        }
+    }
+
+    /// Reads `orders.status`; anything else means the schema and code disagree.
+    pub fn from_db(s: &str) -> Option<Self> {
+        match s {
+            "NEW" => Some(OrderStatus::New),
+            "FINISHED" => Some(OrderStatus::Finished),
+            "FAILED" => Some(OrderStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+impl FailureReason {
+    /// The value stored in `orders.failure_reason`.
+    pub fn as_db(self) -> &'static str {
+        match self {
+            FailureReason::InsufficientFunds => "INSUFFICIENT_FUNDS",
+            FailureReason::AccountNotFound => "ACCOUNT_NOT_FOUND",
+        }
+    }
+
+    /// Reads `orders.failure_reason`.
+    pub fn from_db(s: &str) -> Option<Self> {
+        match s {
+            "INSUFFICIENT_FUNDS" => Some(FailureReason::InsufficientFunds),
+            "ACCOUNT_NOT_FOUND" => Some(FailureReason::AccountNotFound),
+            _ => None,
+        }
+    }
+}
+
+/// The terminal state a payment outcome moves an order to.
+pub fn settle(outcome: PaymentOutcome) -> (OrderStatus, Option<FailureReason>) {
+    match outcome {
+        PaymentOutcome::Finished => (OrderStatus::Finished, None),
+        PaymentOutcome::InsufficientFunds => {
+            (OrderStatus::Failed, Some(FailureReason::InsufficientFunds))
+        }
+        PaymentOutcome::AccountNotFound => (OrderStatus::Failed, Some(FailureReason::AccountNotFound)),
+    }
+}
+
+/// An order description: trimmed, 1..=1000 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description(String);
+
+/// Longest description accepted, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+
+impl Description {
+    /// Trims and checks the length; the error is phrased to follow the field name.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let trimmed = raw.trim();
+        match trimmed.chars().count() {
+            0 => Err("must not be empty".into()),
+            n if n > MAX_DESCRIPTION_CHARS => Err(format!(
+                "must be at most {MAX_DESCRIPTION_CHARS} characters, got {n}"
+            )),
+            _ => Ok(Description(trimmed.to_owned())),
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A validated request to create an order.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    /// Fresh id, chosen here so the response and the event agree.
+    pub order_id: OrderId,
+    /// Who pays.
+    pub user_id: UserId,
+    /// How much; never zero.
+    pub amount: PositiveMoney,
+    /// What for.
+    pub description: Description,
+}
+
+/// An order as stored.
+#[derive(Debug, Clone)]
+pub struct Order {
+    /// Its id.
+    pub order_id: OrderId,
+    /// Who pays.
+    pub user_id: UserId,
+    /// How much.
+    pub amount: Money,
+    /// What for.
+    pub description: String,
+    /// Where it is.
+    pub status: OrderStatus,
+    /// Set exactly when `status` is `Failed`.
+    pub failure_reason: Option<FailureReason>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When its status last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A page of a user's orders.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// 1..=500.
+    pub limit: i64,
+    /// >= 0.
+    pub offset: i64,
+}
+
+/// Default and maximum page sizes of GET /orders.
+pub const DEFAULT_LIMIT: i64 = 100;
+/// See [`DEFAULT_LIMIT`].
+pub const MAX_LIMIT: i64 = 500;
+
+impl Page {
+    /// Validates `limit` and `offset` query values, naming the offending one.
+    pub fn parse(limit: Option<i64>, offset: Option<i64>) -> Result<Self, String> {
+        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(format!("limit must be between 1 and {MAX_LIMIT}"));
+        }
+        let offset = offset.unwrap_or(0);
+        if offset < 0 {
+            return Err("offset must not be negative".into());
+        }
+        Ok(Page { limit, offset })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn description_is_trimmed_and_bounded() {
+        assert_eq!(Description::parse("  книга ").unwrap().as_str(), "книга");
+        assert!(Description::parse("   ").is_err());
+        assert!(Description::parse(&"я".repeat(1000)).is_ok());
+        assert!(Description::parse(&"я".repeat(1001)).is_err());
+    }
+
+    #[test]
+    fn page_bounds() {
+        assert_eq!(Page::parse(None, None).unwrap().limit, 100);
+        assert!(Page::parse(Some(0), None).is_err());
+        assert!(Page::parse(Some(501), None).is_err());
+        assert!(Page::parse(Some(500), Some(-1)).is_err());
+        assert_eq!(Page::parse(Some(5), Some(10)).unwrap().offset, 10);
+    }
+
+    #[test]
+    fn outcomes_settle_to_terminal_states() {
+        assert_eq!(settle(PaymentOutcome::Finished), (OrderStatus::Finished, None));
+        assert_eq!(
+            settle(PaymentOutcome::AccountNotFound),
+            (OrderStatus::Failed, Some(FailureReason::AccountNotFound))
+        );
+    }
+
+    #[test]
+    fn db_round_trip() {
+        for s in [OrderStatus::New, OrderStatus::Finished, OrderStatus::Failed] {
+            assert_eq!(OrderStatus::from_db(s.as_db()), Some(s));
+        }
+        for r in [FailureReason::InsufficientFunds, FailureReason::AccountNotFound] {
+            assert_eq!(FailureReason::from_db(r.as_db()), Some(r));
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Request and response bodies of the accounts API, exactly as SPEC §2 shows them.
+
+use platform::{Money, UserId};
+use poem_openapi::Object;
+
+/// Body of POST /accounts.
+#[derive(Debug, Object)]
+pub struct CreateAccountRequest {
+    /// The owner (UUID); one account per user.
+    pub user_id: UserId,
+    /// Opening balance, >= 0 (default 0).
+    pub balance: Option<Money>,
+}
+
+/// Body of POST /accounts/topup.
+#[derive(Debug, Object)]
+pub struct TopUpRequest {
+    /// The owner (UUID).
+    pub user_id: UserId,
+    /// How much to add: greater than 0, at most 2 decimals.
+    pub amount: Money,
+}
+
+/// An account as the API shows it.
+#[derive(Debug, Object)]
+#[oai(rename = "Account")]
+pub struct AccountDto {
+    /// The owner.
+    pub user_id: UserId,
+    /// Current balance.
+    pub balance: Money,
+}
+
+/// `{"data": account}`.
+#[derive(Debug, Object)]
+pub struct AccountData {
+    /// The account.
+    pub data: AccountDto,
+}

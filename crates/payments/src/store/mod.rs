@@ -1,0 +1,153 @@
+//! All SQL of the payments service.
+//!
+//! Invariants kept here: a balance never goes negative (conditional update + CHECK); an order is
+//! debited at most once (`transactions` primary key, written in the same transaction as the
+//! debit); every balance change is explained by an opening balance, a top-up or a FINISHED
+//! transaction (money conservation).
+
+use platform::events::{PaymentOutcome, PaymentRequested};
+use platform::money::PositiveMoney;
+use platform::{Money, UserId};
+use sqlx::{PgConnection, PgPool};
+
+use crate::domain::{Account, decide, outcome_from_db, outcome_to_db};
+
+/// Why an account could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The user already has one (SPEC: one account per user).
+    #[error("account already exists")]
+    Exists,
+    /// Database failure.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Why a top-up was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TopUpError {
+    /// No such account.
+    #[error("account not found")]
+    NotFound,
+    /// The balance would exceed the largest representable amount.
+    #[error("balance would exceed the maximum")]
+    TooLarge,
+    /// Database failure.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+fn account(user_id: UserId, balance_minor: i64) -> Result<Account, sqlx::Error> {
+    Ok(Account {
+        user_id,
+        balance: Money::from_minor(balance_minor)
+            .map_err(|e| sqlx::Error::Decode(format!("accounts.balance_minor: {e}").into()))?,
+    })
+}
+
+/// Opens an account with `opening` balance.
+pub async fn create_account(pool: &PgPool, user_id: UserId, opening: Money) -> Result<Account, CreateError> {
+    let inserted = sqlx::query(
+        "INSERT INTO accounts (user_id, balance_minor, opening_minor) VALUES ($1, $2, $2)",
+    )
+    .bind(user_id.0)
+    .bind(opening.minor())
+    .execute(pool)
+    .await;
+    match inserted {
+        Ok(_) => Ok(account(user_id, opening.minor())?),
+        Err(e) if platform::db::is_unique_violation(&e) => Err(CreateError::Exists),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Adds `amount` to the balance and records the top-up, atomically; returns the new balance.
+pub async fn top_up(pool: &PgPool, user_id: UserId, amount: PositiveMoney) -> Result<Account, TopUpError> {
+    let mut tx = pool.begin().await?;
+    let balance: Option<i64> = sqlx::query_scalar(
+        "SELECT balance_minor FROM accounts WHERE user_id = $1 FOR UPDATE",
+    )
+    .bind(user_id.0)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let balance = balance.ok_or(TopUpError::NotFound)?;
+    let new_balance = account(user_id, balance)?
+        .balance
+        .checked_add(amount.get())
+        .map_err(|_| TopUpError::TooLarge)?;
+    sqlx::query("UPDATE accounts SET balance_minor = $2, updated_at = now() WHERE user_id = $1")
+        .bind(user_id.0)
+        .bind(new_balance.minor())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO topups (user_id, amount_minor) VALUES ($1, $2)")
+        .bind(user_id.0)
+        .bind(amount.get().minor())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Account {
+        user_id,
+        balance: new_balance,
+    })
+}
+
+/// The account of `user_id`, if any.
+pub async fn get_account(pool: &PgPool, user_id: UserId) -> Result<Option<Account>, sqlx::Error> {
+    let balance: Option<i64> =
+        sqlx::query_scalar("SELECT balance_minor FROM accounts WHERE user_id = $1")
+            .bind(user_id.0)
+            .fetch_optional(pool)
+            .await?;
+    balance.map(|b| account(user_id, b)).transpose()
+}
+
+/// Settles one payment request on the caller's transaction and returns its outcome.
+///
+/// An order already settled (the same request under another message id) gets its recorded
+/// outcome back and nothing is debited. Otherwise the account row is locked, the decision taken,
+/// the debit applied and the `transactions` row inserted; a concurrent duplicate fails on the
+/// primary key and its whole transaction, debit included, rolls back.
+pub async fn pay(conn: &mut PgConnection, req: &PaymentRequested) -> Result<PaymentOutcome, sqlx::Error> {
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT outcome FROM transactions WHERE order_id = $1")
+            .bind(req.order_id.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(text) = existing {
+        return outcome_from_db(&text)
+            .ok_or_else(|| sqlx::Error::Decode(format!("transactions.outcome {text:?}").into()));
+    }
+    let amount = PositiveMoney::try_from(req.amount)
+        .map_err(|e| sqlx::Error::Decode(format!("payment amount {e}").into()))?;
+    let balance: Option<i64> = sqlx::query_scalar(
+        "SELECT balance_minor FROM accounts WHERE user_id = $1 FOR UPDATE",
+    )
+    .bind(req.user_id.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let balance = balance
+        .map(|b| account(req.user_id, b).map(|a| a.balance))
+        .transpose()?;
+    let outcome = decide(balance, amount);
+    if outcome == PaymentOutcome::Finished {
+        sqlx::query(
+            "UPDATE accounts SET balance_minor = balance_minor - $2, updated_at = now() \
+             WHERE user_id = $1",
+        )
+        .bind(req.user_id.0)
+        .bind(amount.get().minor())
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO transactions (order_id, user_id, amount_minor, outcome) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(req.order_id.0)
+    .bind(req.user_id.0)
+    .bind(amount.get().minor())
+    .bind(outcome_to_db(outcome))
+    .execute(&mut *conn)
+    .await?;
+    Ok(outcome)
+}

@@ -1,0 +1,45 @@
+//! The PostgreSQL connection pool every service uses.
+//!
+//! Start-up waits for the database (it may still be booting next to us) up to a deadline, then
+//! fails with the cause instead of serving requests that can only answer 503.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+/// How long start-up keeps retrying the first connection.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Opens a pool of at most `max_connections`, retrying while the server is not reachable yet.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    let options = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5));
+    let started = tokio::time::Instant::now();
+    loop {
+        match options.clone().connect(url).await {
+            Ok(pool) => return Ok(pool),
+            Err(e) if started.elapsed() < CONNECT_DEADLINE && is_transient(&e) => {
+                tracing::warn!(error = %e, "database not reachable yet, retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Errors worth retrying at start-up: the server is down or still starting.
+fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        // 57P03: the database system is starting up.
+        sqlx::Error::Database(db) => db.code().as_deref() == Some("57P03"),
+        _ => false,
+    }
+}
+
+/// True when `err` is a unique-constraint violation (SQLSTATE 23505), e.g. a duplicate account.
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}

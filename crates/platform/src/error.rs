@@ -1,0 +1,250 @@
+//! The one error envelope of SPEC §2: `{"error": {"code", "message"}}`.
+//!
+//! Handlers return [`ApiError`]; everything else that can fail inside poem (body, path and query
+//! parsing, unknown routes, wrong methods, size limits) is mapped into the same envelope by
+//! [`envelope_response`], so a client never sees two error shapes. 5xx messages say nothing
+//! internal: the cause is logged once, here.
+
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object};
+
+/// Machine-readable error codes; the set is closed so clients can switch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// Malformed JSON, wrong type, missing or invalid field, rule violated.
+    BadRequest,
+    /// Unknown account, order or route.
+    NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+    /// The resource already exists.
+    Conflict,
+    /// Body over the limit.
+    PayloadTooLarge,
+    /// Body is not JSON.
+    UnsupportedMediaType,
+    /// A bug or an unexpected failure; details are only in the logs.
+    Internal,
+    /// The gateway could not reach a service.
+    BadGateway,
+    /// A dependency (database, broker, upstream) is down.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The code that goes with an HTTP status, for errors raised by the framework.
+    pub fn for_status(status: StatusCode) -> ErrorCode {
+        match status {
+            StatusCode::NOT_FOUND => ErrorCode::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+            StatusCode::CONFLICT => ErrorCode::Conflict,
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            StatusCode::BAD_GATEWAY => ErrorCode::BadGateway,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => ErrorCode::Unavailable,
+            s if s.is_client_error() => ErrorCode::BadRequest,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+/// The inner object of the envelope.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    /// Stable code to switch on.
+    pub code: ErrorCode,
+    /// Human readable; names the offending field where there is one.
+    pub message: String,
+}
+
+/// `{"error": {...}}`.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorEnvelope {
+    /// The error.
+    pub error: ErrorBody,
+}
+
+impl ErrorEnvelope {
+    /// Builds an envelope.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorEnvelope {
+            error: ErrorBody {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// Every error an operation can answer with; each variant's status is fixed by SPEC §2.
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// Malformed request or a broken rule; the message names the field.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorEnvelope>),
+    /// The account, order or route does not exist.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorEnvelope>),
+    /// The resource already exists.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorEnvelope>),
+    /// Unexpected failure; nothing internal is disclosed.
+    #[oai(status = 500)]
+    Internal(Json<ErrorEnvelope>),
+    /// A dependency is down; retrying later may succeed.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorEnvelope>),
+}
+
+impl ApiError {
+    /// 400 with a message naming the field.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::BadRequest(Json(ErrorEnvelope::new(ErrorCode::BadRequest, message)))
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::NotFound(Json(ErrorEnvelope::new(ErrorCode::NotFound, message)))
+    }
+
+    /// 409.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError::Conflict(Json(ErrorEnvelope::new(ErrorCode::Conflict, message)))
+    }
+
+    /// 500: logs the cause chain once and answers a generic message.
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %error_chain(cause), "request failed");
+        ApiError::Internal(Json(ErrorEnvelope::new(
+            ErrorCode::Internal,
+            "internal error",
+        )))
+    }
+
+    /// 503: logs the cause and tells the client to retry.
+    pub fn unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::warn!(error = %error_chain(cause), "dependency unavailable");
+        ApiError::Unavailable(Json(ErrorEnvelope::new(
+            ErrorCode::Unavailable,
+            "a dependency is unavailable, retry later",
+        )))
+    }
+}
+
+/// Maps a database error: connection trouble is a 503, anything else a 500.
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                ApiError::unavailable(&err)
+            }
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+/// `a: b: c` — the whole `source()` chain on one log line.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cur = e.source();
+    }
+    text
+}
+
+/// Turns any poem error into an enveloped response.
+///
+/// Errors that already are responses (an [`ApiError`]) pass through untouched; the framework's
+/// own errors keep their status and get the matching code and a readable message.
+pub fn envelope_response(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let code = ErrorCode::for_status(status);
+    let message = if status.is_server_error() {
+        tracing::error!(error = %err, status = status.as_u16(), "unhandled error");
+        "internal error".to_owned()
+    } else {
+        framework_message(status, &err.to_string())
+    };
+    (status, Json(ErrorEnvelope::new(code, message)).into_response()).into_response()
+}
+
+/// Rewrites poem's parser messages into ones a client can act on.
+fn framework_message(status: StatusCode, raw: &str) -> String {
+    match status {
+        StatusCode::NOT_FOUND => "no such resource".into(),
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed for this resource".into(),
+        StatusCode::PAYLOAD_TOO_LARGE => "request body is larger than 64 KiB".into(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "request body must be application/json".into(),
+        _ => raw
+            .replace("Parse request payload error: ", "")
+            .replace("failed to parse ", "invalid ")
+            .trim()
+            .to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(resp: Response) -> serde_json::Value {
+        let bytes = resp.into_body().into_vec().await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn api_errors_keep_their_status_and_envelope() {
+        let resp = envelope_response(ApiError::conflict("account already exists").into());
+        assert_eq!(resp.status(), StatusCode::CONFLICT);
+        let body = body_of(resp).await;
+        assert_eq!(body["error"]["code"], "CONFLICT");
+        assert_eq!(body["error"]["message"], "account already exists");
+    }
+
+    #[tokio::test]
+    async fn framework_errors_get_the_envelope() {
+        let resp = envelope_response(poem::error::NotFoundError.into());
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body_of(resp).await["error"]["code"], "NOT_FOUND");
+
+        let resp = envelope_response(poem::error::MethodNotAllowedError.into());
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(body_of(resp).await["error"]["code"], "METHOD_NOT_ALLOWED");
+    }
+
+    #[tokio::test]
+    async fn server_errors_disclose_nothing() {
+        let err = poem::Error::from_string(
+            "password=hunter2 at db:5432",
+            StatusCode::INTERNAL_SERVER_ERROR,
+        );
+        let body = body_of(envelope_response(err)).await;
+        assert_eq!(body["error"]["code"], "INTERNAL");
+        assert_eq!(body["error"]["message"], "internal error");
+    }
+
+    #[test]
+    fn every_listed_status_has_its_code() {
+        assert_eq!(
+            ErrorCode::for_status(StatusCode::UNPROCESSABLE_ENTITY),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            ErrorCode::for_status(StatusCode::SERVICE_UNAVAILABLE),
+            ErrorCode::Unavailable
+        );
+        assert_eq!(
+            ErrorCode::for_status(StatusCode::BAD_GATEWAY),
+            ErrorCode::BadGateway
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! HTTP plumbing shared by the three services.
+//!
+//! [`finish`] wraps an application so that (a) bodies over 64 KiB are refused before any handler
+//! runs, whether or not the client sent `Content-Length`, and (b) every error leaves as the SPEC
+//! envelope. [`serve`] runs it on a listener the caller bound (port 0 works in tests) until the
+//! shared stop signal fires.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use poem::http::{Method, StatusCode};
+use poem::listener::TcpAcceptor;
+use poem::{Body, Endpoint, EndpointExt, IntoEndpoint, Request, Response, Server};
+use poem_openapi::OpenApi;
+use poem_openapi::registry::{MetaApi, Registry};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::envelope_response;
+
+/// Largest accepted request body (SPEC §2).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How long in-flight requests may take to finish after the stop signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads the body up to the limit, answering 413 instead of buffering an unbounded stream.
+async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let declared = req
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
+        return Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
+    }
+    if declared.is_none() && req.method() != Method::GET && req.method() != Method::HEAD {
+        let bytes = req
+            .take_body()
+            .into_bytes_limit(MAX_BODY_BYTES)
+            .await
+            .map_err(poem::Error::from)?;
+        req.set_body(Body::from(bytes));
+    }
+    next.call(req).await.map(poem::IntoResponse::into_response)
+}
+
+/// Applies the body limit and the error envelope to an application.
+pub fn finish(app: impl IntoEndpoint<Endpoint: 'static>) -> impl Endpoint<Output = Response> {
+    app.into_endpoint()
+        .around(limit_body)
+        .catch_all_error(|err| async move { envelope_response(err) })
+}
+
+/// Serves `app` on an already bound listener until `shutdown` is cancelled, then drains.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: impl Endpoint + 'static,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(
+            app,
+            async move { shutdown.cancelled().await },
+            Some(DRAIN_TIMEOUT),
+        )
+        .await
+}
+
+/// Binds `host:port`; a separate step so callers (and tests with port 0) learn the real address.
+pub async fn bind(host: &str, port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind((host, port)).await
+}
+
+/// Contributes an API's operations and schemas to an OpenAPI document without serving them.
+///
+/// The gateway shows one document for the whole public API while the operations themselves are
+/// served by orders and payments behind the proxy; this lets it reuse their handler code as the
+/// single source of the document.
+pub struct SpecOnly<T>(PhantomData<T>);
+
+impl<T> Default for SpecOnly<T> {
+    fn default() -> Self {
+        SpecOnly(PhantomData)
+    }
+}
+
+impl<T: OpenApi> OpenApi for SpecOnly<T> {
+    fn meta() -> Vec<MetaApi> {
+        T::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn add_routes(self, _routes: &mut HashMap<String, HashMap<Method, poem::endpoint::BoxEndpoint<'static>>>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poem::test::TestClient;
+    use poem::{Route, handler, post};
+
+    #[handler]
+    fn echo(body: Vec<u8>) -> String {
+        body.len().to_string()
+    }
+
+    fn app() -> impl Endpoint {
+        finish(Route::new().at("/echo", post(echo)))
+    }
+
+    #[tokio::test]
+    async fn declared_oversized_body_is_413_enveloped() {
+        let cli = TestClient::new(app());
+        let resp = cli
+            .post("/echo")
+            .header("content-length", (MAX_BODY_BYTES + 1).to_string())
+            .body(vec![b'x'; MAX_BODY_BYTES + 1])
+            .send()
+            .await;
+        resp.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
+        resp.assert_json(serde_json::json!({"error": {"code": "PAYLOAD_TOO_LARGE", "message": "request body is larger than 64 KiB"}})).await;
+    }
+
+    #[tokio::test]
+    async fn streamed_oversized_body_is_413() {
+        let cli = TestClient::new(app());
+        let chunks = futures_stream(MAX_BODY_BYTES + 10);
+        let resp = cli.post("/echo").body(Body::from_bytes_stream(chunks)).send().await;
+        resp.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn body_within_limit_reaches_the_handler() {
+        let cli = TestClient::new(app());
+        let resp = cli.post("/echo").body(vec![b'x'; 100]).send().await;
+        resp.assert_status_is_ok();
+        resp.assert_text("100").await;
+    }
+
+    #[tokio::test]
+    async fn unknown_route_is_enveloped_404() {
+        let cli = TestClient::new(app());
+        let resp = cli.get("/nope").send().await;
+        resp.assert_status(StatusCode::NOT_FOUND);
+        let json = resp.json().await;
+        json.value().object().get("error").object().get("code").assert_string("NOT_FOUND");
+    }
+
+    #[tokio::test]
+    async fn wrong_method_is_enveloped_405() {
+        let cli = TestClient::new(app());
+        let resp = cli.get("/echo").send().await;
+        resp.assert_status(StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    fn futures_stream(
+        total: usize,
+    ) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+        futures::stream::iter((0..total.div_ceil(1024)).map(|_| Ok(vec![b'y'; 1024])))
+    }
+}

@@ -123,7 +123,11 @@ impl Consumer {
     }
 
     /// Handles one delivery to the point where it may be acknowledged.
-    async fn process(&self, sub: &mut dyn Subscription, delivery: &Delivery) -> Result<(), BoxedError> {
+    async fn process(
+        &self,
+        sub: &mut dyn Subscription,
+        delivery: &Delivery,
+    ) -> Result<(), BoxedError> {
         match self.handler.handle(delivery).await {
             Ok(()) => {}
             Err(HandleError::Poison(reason)) => {
@@ -157,7 +161,9 @@ fn dead_letter(delivery: &Delivery, reason: &str) -> Message {
     let mut headers: Vec<(String, String)> = delivery
         .headers
         .iter()
-        .filter(|(k, _)| k != crate::message::HEADER_MESSAGE_ID && k != crate::message::HEADER_MESSAGE_TYPE)
+        .filter(|(k, _)| {
+            k != crate::message::HEADER_MESSAGE_ID && k != crate::message::HEADER_MESSAGE_TYPE
+        })
         .cloned()
         .collect();
     headers.push((HEADER_DLQ_ERROR.to_owned(), reason.to_owned()));

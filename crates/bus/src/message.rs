@@ -114,7 +114,12 @@ mod tests {
             delivery(&[("message-id", &id.to_string())], "{}").message_id(),
             Ok(id)
         );
-        assert!(delivery(&[], "{}").message_id().unwrap_err().contains("missing"));
+        assert!(
+            delivery(&[], "{}")
+                .message_id()
+                .unwrap_err()
+                .contains("missing")
+        );
         assert!(delivery(&[("message-id", "x")], "{}").message_id().is_err());
     }
 

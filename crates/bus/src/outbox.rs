@@ -127,10 +127,9 @@ impl OutboxRelay {
             .collect();
         // All sends are enqueued in order before any is awaited: the idempotent producer keeps
         // that order per partition, and the batch costs one round trip instead of one per row.
-        let results = futures::future::join_all(
-            messages.iter().map(|(topic, m)| self.bus.publish(topic, m)),
-        )
-        .await;
+        let results =
+            futures::future::join_all(messages.iter().map(|(topic, m)| self.bus.publish(topic, m)))
+                .await;
         let mut published = Vec::with_capacity(messages.len());
         let mut first_error = None;
         for ((_, m), result) in messages.iter().zip(results) {

@@ -11,9 +11,9 @@ use poem::Endpoint;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::MessageBus;
 use crate::consumer::Consumer;
 use crate::outbox::{OutboxRelay, RelaySettings};
-use crate::MessageBus;
 
 /// The parts of a service that [`run`] drives.
 pub struct Service<E> {
@@ -46,8 +46,7 @@ pub async fn run<E: Endpoint + 'static>(
     crate::connect::ensure_topics_with_retry(bus.as_ref(), &topics, &shutdown).await?;
 
     let relay = tokio::spawn(
-        OutboxRelay::new(pool.clone(), bus.clone(), RelaySettings::default())
-            .run(shutdown.clone()),
+        OutboxRelay::new(pool.clone(), bus.clone(), RelaySettings::default()).run(shutdown.clone()),
     );
     let consumer = tokio::spawn({
         let shutdown = shutdown.clone();

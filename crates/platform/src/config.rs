@@ -69,6 +69,9 @@ mod tests {
     fn invalid_value_names_the_variable() {
         let err = parse_or::<u16>("HTTP_PORT", Some("eighty".into()), 1).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("HTTP_PORT") && text.contains("eighty"), "{text}");
+        assert!(
+            text.contains("HTTP_PORT") && text.contains("eighty"),
+            "{text}"
+        );
     }
 }

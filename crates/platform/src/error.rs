@@ -174,7 +174,11 @@ pub fn envelope_response(err: poem::Error) -> Response {
     } else {
         framework_message(status, &err.to_string())
     };
-    (status, Json(ErrorEnvelope::new(code, message)).into_response()).into_response()
+    (
+        status,
+        Json(ErrorEnvelope::new(code, message)).into_response(),
+    )
+        .into_response()
 }
 
 /// Rewrites poem's parser messages into ones a client can act on.

@@ -132,7 +132,11 @@ mod tests {
             self.0
         }
         async fn check(&self) -> Result<(), String> {
-            if self.1 { Ok(()) } else { Err("refused".into()) }
+            if self.1 {
+                Ok(())
+            } else {
+                Err("refused".into())
+            }
         }
     }
 
@@ -142,17 +146,26 @@ mod tests {
 
     #[tokio::test]
     async fn healthy_when_every_probe_answers() {
-        let resp = client(vec![Arc::new(Fixed("database", true))]).get("/health").send().await;
+        let resp = client(vec![Arc::new(Fixed("database", true))])
+            .get("/health")
+            .send()
+            .await;
         resp.assert_status_is_ok();
-        resp.assert_json(serde_json::json!({"data": {"status": "ok"}})).await;
+        resp.assert_json(serde_json::json!({"data": {"status": "ok"}}))
+            .await;
     }
 
     #[tokio::test]
     async fn unavailable_names_the_failing_dependency() {
-        let probes: Vec<Arc<dyn HealthProbe>> =
-            vec![Arc::new(Fixed("database", true)), Arc::new(Fixed("broker", false))];
+        let probes: Vec<Arc<dyn HealthProbe>> = vec![
+            Arc::new(Fixed("database", true)),
+            Arc::new(Fixed("broker", false)),
+        ];
         let resp = client(probes).get("/health").send().await;
         resp.assert_status(poem::http::StatusCode::SERVICE_UNAVAILABLE);
-        resp.assert_json(serde_json::json!({"error": {"code": "UNAVAILABLE", "message": "unavailable: broker"}})).await;
+        resp.assert_json(
+            serde_json::json!({"error": {"code": "UNAVAILABLE", "message": "unavailable: broker"}}),
+        )
+        .await;
     }
 }

@@ -93,7 +93,11 @@ impl<T: OpenApi> OpenApi for SpecOnly<T> {
         T::register(registry);
     }
 
-    fn add_routes(self, _routes: &mut HashMap<String, HashMap<Method, poem::endpoint::BoxEndpoint<'static>>>) {}
+    fn add_routes(
+        self,
+        _routes: &mut HashMap<String, HashMap<Method, poem::endpoint::BoxEndpoint<'static>>>,
+    ) {
+    }
 }
 
 #[cfg(test)]
@@ -128,7 +132,11 @@ mod tests {
     async fn streamed_oversized_body_is_413() {
         let cli = TestClient::new(app());
         let chunks = futures_stream(MAX_BODY_BYTES + 10);
-        let resp = cli.post("/echo").body(Body::from_bytes_stream(chunks)).send().await;
+        let resp = cli
+            .post("/echo")
+            .body(Body::from_bytes_stream(chunks))
+            .send()
+            .await;
         resp.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
     }
 
@@ -146,7 +154,12 @@ mod tests {
         let resp = cli.get("/nope").send().await;
         resp.assert_status(StatusCode::NOT_FOUND);
         let json = resp.json().await;
-        json.value().object().get("error").object().get("code").assert_string("NOT_FOUND");
+        json.value()
+            .object()
+            .get("error")
+            .object()
+            .get("code")
+            .assert_string("NOT_FOUND");
     }
 
     #[tokio::test]

@@ -315,7 +315,9 @@ mod tests {
     fn negative_and_garbage_are_rejected() {
         assert_eq!(parse("-5"), Err(MoneyError::Negative));
         assert_eq!(parse("-0.01"), Err(MoneyError::Negative));
-        for bad in ["", ".", "abc", "NaN", "Infinity", "1e", "1.2.3", "--1", "1,5"] {
+        for bad in [
+            "", ".", "abc", "NaN", "Infinity", "1e", "1.2.3", "--1", "1,5",
+        ] {
             assert_eq!(parse(bad), Err(MoneyError::NotANumber), "{bad:?}");
         }
     }
@@ -342,10 +344,16 @@ mod tests {
     fn arithmetic_is_checked_and_exact() {
         let a = Money::parse_decimal("0.1").unwrap();
         let b = Money::parse_decimal("0.2").unwrap();
-        assert_eq!(a.checked_add(b).unwrap(), Money::parse_decimal("0.3").unwrap());
+        assert_eq!(
+            a.checked_add(b).unwrap(),
+            Money::parse_decimal("0.3").unwrap()
+        );
         assert_eq!(a.checked_sub(b), Err(MoneyError::Negative));
         let max = Money::from_minor(MAX_MINOR).unwrap();
-        assert_eq!(max.checked_add(Money::from_minor(1).unwrap()), Err(MoneyError::TooLarge));
+        assert_eq!(
+            max.checked_add(Money::from_minor(1).unwrap()),
+            Err(MoneyError::TooLarge)
+        );
     }
 
     #[test]

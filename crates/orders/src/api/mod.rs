@@ -120,9 +120,7 @@ impl OrdersApi {
         order_id: Path<OrderId>,
     ) -> Result<GetOrderResponse, ApiError> {
         match store::get(&self.pool, order_id.0).await? {
-            Some(order) => Ok(GetOrderResponse::Ok(Json(OrderData {
-                data: order.into(),
-            }))),
+            Some(order) => Ok(GetOrderResponse::Ok(Json(OrderData { data: order.into() }))),
             None => Err(ApiError::not_found(format!(
                 "order {} not found",
                 order_id.0

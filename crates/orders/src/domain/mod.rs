@@ -78,7 +78,9 @@ pub fn settle(outcome: PaymentOutcome) -> (OrderStatus, Option<FailureReason>) {
         PaymentOutcome::InsufficientFunds => {
             (OrderStatus::Failed, Some(FailureReason::InsufficientFunds))
         }
-        PaymentOutcome::AccountNotFound => (OrderStatus::Failed, Some(FailureReason::AccountNotFound)),
+        PaymentOutcome::AccountNotFound => {
+            (OrderStatus::Failed, Some(FailureReason::AccountNotFound))
+        }
     }
 }
 
@@ -194,7 +196,10 @@ mod tests {
 
     #[test]
     fn outcomes_settle_to_terminal_states() {
-        assert_eq!(settle(PaymentOutcome::Finished), (OrderStatus::Finished, None));
+        assert_eq!(
+            settle(PaymentOutcome::Finished),
+            (OrderStatus::Finished, None)
+        );
         assert_eq!(
             settle(PaymentOutcome::AccountNotFound),
             (OrderStatus::Failed, Some(FailureReason::AccountNotFound))
@@ -206,7 +211,10 @@ mod tests {
         for s in [OrderStatus::New, OrderStatus::Finished, OrderStatus::Failed] {
             assert_eq!(OrderStatus::from_db(s.as_db()), Some(s));
         }
-        for r in [FailureReason::InsufficientFunds, FailureReason::AccountNotFound] {
+        for r in [
+            FailureReason::InsufficientFunds,
+            FailureReason::AccountNotFound,
+        ] {
             assert_eq!(FailureReason::from_db(r.as_db()), Some(r));
         }
     }

@@ -58,7 +58,11 @@ impl TryFrom<OrderRow> for Order {
 }
 
 /// Inserts the order and its "payment requested" event atomically.
-pub async fn create(pool: &PgPool, order: &NewOrder, requests_topic: &str) -> Result<Order, sqlx::Error> {
+pub async fn create(
+    pool: &PgPool,
+    order: &NewOrder,
+    requests_topic: &str,
+) -> Result<Order, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let row: OrderRow = sqlx::query_as(concat!(
         "INSERT INTO orders (order_id, user_id, amount_minor, description) \
@@ -95,15 +99,19 @@ pub async fn get(pool: &PgPool, order_id: OrderId) -> Result<Option<Order>, sqlx
         columns!(),
         " FROM orders WHERE order_id = $1"
     ))
-        .bind(order_id.0)
-        .fetch_optional(pool)
-        .await?
-        .map(Order::try_from)
-        .transpose()
+    .bind(order_id.0)
+    .fetch_optional(pool)
+    .await?
+    .map(Order::try_from)
+    .transpose()
 }
 
 /// A user's orders, newest first.
-pub async fn list_by_user(pool: &PgPool, user_id: UserId, page: Page) -> Result<Vec<Order>, sqlx::Error> {
+pub async fn list_by_user(
+    pool: &PgPool,
+    user_id: UserId,
+    page: Page,
+) -> Result<Vec<Order>, sqlx::Error> {
     sqlx::query_as::<_, OrderRow>(concat!(
         "SELECT ",
         columns!(),

@@ -58,7 +58,10 @@ mod tests {
 
     #[test]
     fn exact_balance_is_enough() {
-        assert_eq!(decide(Some(money("200")), amount("200")), PaymentOutcome::Finished);
+        assert_eq!(
+            decide(Some(money("200")), amount("200")),
+            PaymentOutcome::Finished
+        );
     }
 
     #[test]

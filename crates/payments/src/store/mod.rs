@@ -46,7 +46,11 @@ fn account(user_id: UserId, balance_minor: i64) -> Result<Account, sqlx::Error> 
 }
 
 /// Opens an account with `opening` balance.
-pub async fn create_account(pool: &PgPool, user_id: UserId, opening: Money) -> Result<Account, CreateError> {
+pub async fn create_account(
+    pool: &PgPool,
+    user_id: UserId,
+    opening: Money,
+) -> Result<Account, CreateError> {
     let inserted = sqlx::query(
         "INSERT INTO accounts (user_id, balance_minor, opening_minor) VALUES ($1, $2, $2)",
     )
@@ -62,14 +66,17 @@ pub async fn create_account(pool: &PgPool, user_id: UserId, opening: Money) -> R
 }
 
 /// Adds `amount` to the balance and records the top-up, atomically; returns the new balance.
-pub async fn top_up(pool: &PgPool, user_id: UserId, amount: PositiveMoney) -> Result<Account, TopUpError> {
+pub async fn top_up(
+    pool: &PgPool,
+    user_id: UserId,
+    amount: PositiveMoney,
+) -> Result<Account, TopUpError> {
     let mut tx = pool.begin().await?;
-    let balance: Option<i64> = sqlx::query_scalar(
-        "SELECT balance_minor FROM accounts WHERE user_id = $1 FOR UPDATE",
-    )
-    .bind(user_id.0)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let balance: Option<i64> =
+        sqlx::query_scalar("SELECT balance_minor FROM accounts WHERE user_id = $1 FOR UPDATE")
+            .bind(user_id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
     let balance = balance.ok_or(TopUpError::NotFound)?;
     let new_balance = account(user_id, balance)?
         .balance
@@ -108,7 +115,10 @@ pub async fn get_account(pool: &PgPool, user_id: UserId) -> Result<Option<Accoun
 /// outcome back and nothing is debited. Otherwise the account row is locked, the decision taken,
 /// the debit applied and the `transactions` row inserted; a concurrent duplicate fails on the
 /// primary key and its whole transaction, debit included, rolls back.
-pub async fn pay(conn: &mut PgConnection, req: &PaymentRequested) -> Result<PaymentOutcome, sqlx::Error> {
+pub async fn pay(
+    conn: &mut PgConnection,
+    req: &PaymentRequested,
+) -> Result<PaymentOutcome, sqlx::Error> {
     let existing: Option<String> =
         sqlx::query_scalar("SELECT outcome FROM transactions WHERE order_id = $1")
             .bind(req.order_id.0)
@@ -120,12 +130,11 @@ pub async fn pay(conn: &mut PgConnection, req: &PaymentRequested) -> Result<Paym
     }
     let amount = PositiveMoney::try_from(req.amount)
         .map_err(|e| sqlx::Error::Decode(format!("payment amount {e}").into()))?;
-    let balance: Option<i64> = sqlx::query_scalar(
-        "SELECT balance_minor FROM accounts WHERE user_id = $1 FOR UPDATE",
-    )
-    .bind(req.user_id.0)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let balance: Option<i64> =
+        sqlx::query_scalar("SELECT balance_minor FROM accounts WHERE user_id = $1 FOR UPDATE")
+            .bind(req.user_id.0)
+            .fetch_optional(&mut *conn)
+            .await?;
     let balance = balance
         .map(|b| account(req.user_id, b).map(|a| a.balance))
         .transpose()?;

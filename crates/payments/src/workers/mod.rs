@@ -31,7 +31,9 @@ impl Handler for PaymentRequestHandler {
         let message_id = delivery.message_id().map_err(HandleError::Poison)?;
         let request: PaymentRequested = delivery.decode().map_err(HandleError::Poison)?;
         if request.amount.is_zero() {
-            return Err(HandleError::Poison("payment amount must be greater than 0".into()));
+            return Err(HandleError::Poison(
+                "payment amount must be greater than 0".into(),
+            ));
         }
         let Some(mut tx) = bus::inbox::begin(&self.pool, message_id).await? else {
             tracing::info!(%message_id, order_id = %request.order_id, "duplicate payment request skipped");

@@ -1,0 +1,137 @@
+//! The gateway's settings, read once from the environment at start-up.
+//!
+//! Invariant: a [`Settings`] value only holds usable upstream URLs and a non-zero timeout, so a
+//! typo in `ORDERS_URL` stops the process with a message naming the variable instead of turning
+//! every request into a 502 later.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use platform::config::{ConfigError, string_or, var_or};
+
+/// Everything the gateway needs to start (contract: environment variables).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Interface to listen on (`HTTP_HOST`, default `0.0.0.0`) — all interfaces in containers.
+    pub host: String,
+    /// Port to listen on (`HTTP_PORT`, default 8080), the public entry point of the system.
+    pub port: u16,
+    /// Where `/orders*` goes (`ORDERS_URL`, default `http://127.0.0.1:8081`).
+    pub orders_url: UpstreamUrl,
+    /// Where `/accounts*` goes (`PAYMENTS_URL`, default `http://127.0.0.1:8082`).
+    pub payments_url: UpstreamUrl,
+    /// Longest an upstream exchange may take (`UPSTREAM_TIMEOUT_MS`, default 10000) before the
+    /// client gets a 502 instead of hanging with it.
+    pub upstream_timeout: Duration,
+}
+
+impl Settings {
+    /// Reads the settings from the environment; an invalid value names its variable.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        let timeout_ms: u64 = var_or("UPSTREAM_TIMEOUT_MS", 10_000)?;
+        if timeout_ms == 0 {
+            return Err(ConfigError {
+                name: "UPSTREAM_TIMEOUT_MS".into(),
+                value: "0".into(),
+                reason: "must be at least 1 millisecond".into(),
+            });
+        }
+        Ok(Settings {
+            host: string_or("HTTP_HOST", "0.0.0.0"),
+            port: var_or("HTTP_PORT", 8080)?,
+            orders_url: var_or(
+                "ORDERS_URL",
+                UpstreamUrl::parse_default("http://127.0.0.1:8081"),
+            )?,
+            payments_url: var_or(
+                "PAYMENTS_URL",
+                UpstreamUrl::parse_default("http://127.0.0.1:8082"),
+            )?,
+            upstream_timeout: Duration::from_millis(timeout_ms),
+        })
+    }
+}
+
+/// The base URL of an upstream service: `http(s)://host[:port][/prefix]`, no query or fragment.
+///
+/// Kept as a string without a trailing slash so that appending the client's path and query is a
+/// plain concatenation that cannot re-encode or drop anything the client sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl(String);
+
+impl UpstreamUrl {
+    /// The URL for `path_and_query` (which starts with `/`) on this upstream.
+    pub fn join(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.0, path_and_query)
+    }
+
+    /// For compile-time defaults that are known to be valid; falls back to the raw text.
+    fn parse_default(raw: &str) -> UpstreamUrl {
+        raw.parse()
+            .unwrap_or_else(|_| UpstreamUrl(raw.trim_end_matches('/').to_owned()))
+    }
+}
+
+impl FromStr for UpstreamUrl {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let url = reqwest::Url::parse(raw).map_err(|e| e.to_string())?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "scheme must be http or https, not {}",
+                url.scheme()
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("a host is required".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("must not carry a query or fragment".into());
+        }
+        Ok(UpstreamUrl(url.as_str().trim_end_matches('/').to_owned()))
+    }
+}
+
+impl fmt::Display for UpstreamUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_slash_is_dropped_so_join_is_concatenation() {
+        let url: UpstreamUrl = "http://orders:8081/".parse().unwrap();
+        assert_eq!(
+            url.join("/orders?user_id=1"),
+            "http://orders:8081/orders?user_id=1"
+        );
+    }
+
+    #[test]
+    fn path_prefix_is_kept() {
+        let url: UpstreamUrl = "http://edge/internal".parse().unwrap();
+        assert_eq!(url.join("/orders"), "http://edge/internal/orders");
+    }
+
+    #[test]
+    fn non_http_or_hostless_urls_are_rejected() {
+        assert!("ftp://orders".parse::<UpstreamUrl>().is_err());
+        assert!("orders:8081".parse::<UpstreamUrl>().is_err());
+        assert!("http://orders?x=1".parse::<UpstreamUrl>().is_err());
+        assert!("not a url".parse::<UpstreamUrl>().is_err());
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(
+            UpstreamUrl::parse_default("http://127.0.0.1:8081").to_string(),
+            "http://127.0.0.1:8081"
+        );
+    }
+}

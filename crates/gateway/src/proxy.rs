@@ -1,0 +1,222 @@
+//! The reverse proxy: one client request becomes one upstream request, streamed both ways.
+//!
+//! Invariants: method, path and query reach the upstream byte for byte; bodies are streamed, never
+//! buffered here (the 64 KiB request limit is applied before, by `platform::http::finish`); an
+//! upstream failure becomes an enveloped 502/503 that discloses nothing internal; every proxied
+//! request is logged exactly once.
+
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use poem::http::StatusCode;
+use poem::{Body, Endpoint, IntoResponse, Request, Response};
+use poem_openapi::payload::Json;
+
+use platform::error::{ErrorCode, ErrorEnvelope, error_chain};
+
+use crate::config::UpstreamUrl;
+use crate::headers::{ClientHop, end_to_end, upstream_request_headers};
+use crate::request_id;
+
+/// How long establishing a TCP connection to an upstream may take: a service that does not accept
+/// within this is treated as down (503) rather than slow.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long an idle pooled connection is kept, so steady traffic never pays for a new handshake.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Builds the one HTTP client shared by every proxy route and health probe (one pool).
+///
+/// Redirects are passed to the client rather than followed, and system proxy variables are
+/// ignored: the upstreams are internal addresses the gateway must reach directly.
+pub fn client(upstream_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(upstream_timeout)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .tcp_keepalive(POOL_IDLE_TIMEOUT)
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+}
+
+/// One upstream service as the gateway knows it.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Short name used in logs, health messages and error messages (`orders`, `payments`).
+    pub name: &'static str,
+    /// Where its HTTP API listens.
+    pub base: UpstreamUrl,
+}
+
+/// Why an upstream exchange failed, with the transport error kept as the source for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No connection could be made: the service is down or not listening (503).
+    #[error("cannot connect to the {upstream} service")]
+    Unreachable {
+        /// Which service.
+        upstream: &'static str,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Connected, but no response headers within the timeout (502).
+    #[error("the {upstream} service did not answer in time")]
+    Timeout {
+        /// Which service.
+        upstream: &'static str,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The connection broke or the response was not valid HTTP (502).
+    #[error("the {upstream} service sent a broken response")]
+    BrokenResponse {
+        /// Which service.
+        upstream: &'static str,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+impl ProxyError {
+    /// Sorts a transport error; a connect timeout counts as unreachable, not as slow.
+    fn classify(upstream: &'static str, source: reqwest::Error) -> Self {
+        if source.is_connect() {
+            ProxyError::Unreachable { upstream, source }
+        } else if source.is_timeout() {
+            ProxyError::Timeout { upstream, source }
+        } else {
+            ProxyError::BrokenResponse { upstream, source }
+        }
+    }
+
+    /// The status SPEC §2 assigns: 503 when the service is down, 502 when it misbehaved.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::Unreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Timeout { .. } | ProxyError::BrokenResponse { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+        }
+    }
+
+    /// The envelope for the client: names the service, says nothing about addresses or causes.
+    pub fn envelope(&self) -> ErrorEnvelope {
+        match self {
+            ProxyError::Unreachable { upstream, .. } => ErrorEnvelope::new(
+                ErrorCode::Unavailable,
+                format!("{upstream} service is unavailable"),
+            ),
+            ProxyError::Timeout { upstream, .. } => ErrorEnvelope::new(
+                ErrorCode::BadGateway,
+                format!("{upstream} service did not respond in time"),
+            ),
+            ProxyError::BrokenResponse { upstream, .. } => ErrorEnvelope::new(
+                ErrorCode::BadGateway,
+                format!("{upstream} service returned an invalid response"),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ProxyError {
+    fn into_response(self) -> Response {
+        (self.status(), Json(self.envelope()).into_response()).into_response()
+    }
+}
+
+/// Forwards every request it receives to one upstream; mount it on that upstream's paths.
+pub struct Proxy {
+    upstream: Upstream,
+    client: reqwest::Client,
+}
+
+impl Proxy {
+    /// A proxy to `upstream` sharing `client`'s connection pool.
+    pub fn new(upstream: Upstream, client: reqwest::Client) -> Self {
+        Proxy { upstream, client }
+    }
+
+    /// Sends the request upstream and returns its response head with the body still streaming.
+    async fn forward(&self, mut req: Request) -> Result<Response, ProxyError> {
+        let path_and_query = req
+            .original_uri()
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str());
+        let url = self.upstream.base.join(path_and_query);
+        let hop = ClientHop {
+            peer_ip: req.remote_addr().as_socket_addr().map(|a| a.ip()),
+            scheme: req.scheme().as_str(),
+        };
+        let headers = upstream_request_headers(req.headers(), hop);
+        let mut outgoing = self
+            .client
+            .request(req.method().clone(), url)
+            .headers(headers);
+        let body = req.take_body();
+        if !body.is_empty() {
+            // A declared Content-Length travels in `headers` and hyper honours it; otherwise the
+            // body goes chunked. Either way it is streamed, not collected.
+            outgoing = outgoing.body(reqwest::Body::wrap_stream(body.into_bytes_stream()));
+        }
+
+        let upstream = self.upstream.name;
+        let answer = outgoing
+            .send()
+            .await
+            .map_err(|e| ProxyError::classify(upstream, e))?;
+
+        let mut resp = Response::builder().status(answer.status()).finish();
+        *resp.headers_mut() = end_to_end(answer.headers());
+        resp.set_body(Body::from_bytes_stream(
+            answer.bytes_stream().map_err(std::io::Error::other),
+        ));
+        Ok(resp)
+    }
+}
+
+impl Endpoint for Proxy {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.original_uri().path().to_owned();
+        let request_id = request_id::of(&req).to_owned();
+
+        let outcome = self.forward(req).await;
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let resp = match outcome {
+            Ok(resp) => {
+                tracing::info!(
+                    method = %method,
+                    path,
+                    status = resp.status().as_u16(),
+                    upstream = self.upstream.name,
+                    duration_ms,
+                    request_id,
+                    "proxied request"
+                );
+                resp
+            }
+            Err(err) => {
+                tracing::info!(
+                    method = %method,
+                    path,
+                    status = err.status().as_u16(),
+                    upstream = self.upstream.name,
+                    duration_ms,
+                    request_id,
+                    error = %error_chain(&err),
+                    "proxied request failed"
+                );
+                err.into_response()
+            }
+        };
+        Ok(resp)
+    }
+}

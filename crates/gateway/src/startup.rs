@@ -1,0 +1,87 @@
+//! Wiring: settings in, a running server out.
+//!
+//! The listener is bound by the caller and the stop signal comes from the caller, so tests run
+//! the real application on port 0 and stop it by cancelling a token (the mini-redis pattern).
+
+use std::sync::Arc;
+
+use platform::health::{HealthApi, HealthProbe};
+use platform::http::{finish, serve};
+use poem::{Endpoint, EndpointExt, Response, Route};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::health::UpstreamProbe;
+use crate::openapi;
+use crate::proxy::{self, Proxy, Upstream};
+use crate::request_id;
+
+/// Why the gateway could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The shared HTTP client could not be built (e.g. no TLS backend for an https upstream).
+    #[error("cannot build the upstream HTTP client")]
+    Client(#[source] reqwest::Error),
+    /// The server failed on its listener.
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Builds the whole application: proxy routes, `/health`, Swagger UI, all behind the body limit,
+/// the error envelope and the request id.
+pub fn app(
+    settings: &Settings,
+) -> Result<impl Endpoint<Output = Response> + 'static, StartupError> {
+    let client = proxy::client(settings.upstream_timeout).map_err(StartupError::Client)?;
+    let orders = Upstream {
+        name: "orders",
+        base: settings.orders_url.clone(),
+    };
+    let payments = Upstream {
+        name: "payments",
+        base: settings.payments_url.clone(),
+    };
+
+    let probes: Vec<Arc<dyn HealthProbe>> = vec![
+        Arc::new(UpstreamProbe::new(orders.clone(), client.clone())),
+        Arc::new(UpstreamProbe::new(payments.clone(), client.clone())),
+    ];
+    let api = openapi::service(HealthApi::new(probes));
+    let swagger = openapi::swagger(&api);
+
+    let orders = Arc::new(Proxy::new(orders, client.clone()));
+    let payments = Arc::new(Proxy::new(payments, client));
+    let routes = Route::new()
+        .at("/orders", orders.clone())
+        .at("/orders/*rest", orders)
+        .at("/accounts", payments.clone())
+        .at("/accounts/*rest", payments)
+        .nest("/swagger", swagger)
+        // The document's own operations (`/health`); everything unmatched ends here as a 404.
+        .nest("/", api);
+
+    Ok(finish(routes).around(request_id::propagate))
+}
+
+/// Serves the gateway on `listener` until `shutdown` is cancelled, then drains in-flight requests.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), StartupError> {
+    let app = app(&settings)?;
+    let addr = listener.local_addr().map_err(StartupError::Serve)?;
+    tracing::info!(
+        %addr,
+        orders = %settings.orders_url,
+        payments = %settings.payments_url,
+        upstream_timeout_ms = u64::try_from(settings.upstream_timeout.as_millis()).unwrap_or(u64::MAX),
+        "gateway listening"
+    );
+    serve(listener, app, shutdown)
+        .await
+        .map_err(StartupError::Serve)?;
+    tracing::info!("gateway stopped");
+    Ok(())
+}

@@ -1,6 +1,8 @@
 //! `MessageBus` contract, checked against the real Kafka broker the stack started
 //! (`KAFKA_BROKERS`). Every test uses its own topic and consumer group.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

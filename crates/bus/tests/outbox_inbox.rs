@@ -1,5 +1,7 @@
 //! Outbox relay and inbox against real PostgreSQL (`TEST_DATABASE_URL`) and Kafka.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;

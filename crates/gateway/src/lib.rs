@@ -18,6 +18,9 @@
 //! Shared plumbing — body limit, error envelope, serving with graceful shutdown, health endpoint,
 //! JSON logs — comes from the `platform` crate.
 
+// Tests may unwrap (house style: `unwrap()` only in tests).
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod config;
 pub mod headers;
 pub mod health;

@@ -31,34 +31,26 @@ bodies, is `{\"error\": {\"code\", \"message\"}}`. Money is a JSON number with a
 decimals. Bodies are limited to 64 KiB. The gateway answers 503 `UNAVAILABLE` when a service \
 cannot be reached and 502 `BAD_GATEWAY` when it does not answer in time.";
 
-// >>> PENDING-SERVICE-APIS: while `orders::api::OrdersApi` / `payments::api::AccountsApi` do not
-// compile yet, the document holds /health only. Once `cargo check -p orders -p payments` passes,
-// replace the two items below with:
-//     pub type PublicApi = (HealthApi, SpecOnly<orders::api::OrdersApi>, SpecOnly<payments::api::AccountsApi>);
-//     fn apis(health: HealthApi) -> PublicApi { (health, SpecOnly::default(), SpecOnly::default()) }
-// and delete `use_spec_only`.
-/// The operations that make up the public API.
-pub type PublicApi = HealthApi;
-
-/// The API values for [`PublicApi`]: the spec-only parts carry no state.
-fn apis(health: HealthApi) -> PublicApi {
-    health
-}
-
-#[allow(dead_code)]
-fn use_spec_only() -> SpecOnly<HealthApi> {
-    SpecOnly::default()
-}
-// <<< PENDING-SERVICE-APIS
+/// The operations that make up the public API: the gateway's own `/health` and the services'
+/// operations as their handler types declare them.
+pub type PublicApi = (
+    HealthApi,
+    SpecOnly<orders::api::OrdersApi>,
+    SpecOnly<payments::api::AccountsApi>,
+);
 
 /// The document, with `health` as the one operation the gateway serves itself.
 ///
 /// The gateway serves only `/health` from this service; the other operations are documented here
 /// and served by the proxy.
 pub fn service(health: HealthApi) -> OpenApiService<PublicApi, ()> {
-    OpenApiService::new(apis(health), TITLE, VERSION)
-        .description(DESCRIPTION)
-        .server(LOCAL_SERVER)
+    OpenApiService::new(
+        (health, SpecOnly::default(), SpecOnly::default()),
+        TITLE,
+        VERSION,
+    )
+    .description(DESCRIPTION)
+    .server(LOCAL_SERVER)
 }
 
 /// The document as YAML, for `gateway openapi` and `api/swagger.yaml`; needs no services.

@@ -5,6 +5,9 @@
 //! is bound before it is spawned, so requests queue on the socket and no test has to wait for a
 //! server to come up.
 
+// Tests may unwrap (house style: `unwrap()` only in tests).
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -442,7 +445,7 @@ async fn swagger_ui_is_served() {
     }
 }
 
-/// The JSON document is served and describes /health.
+/// The JSON document is served and describes the gateway's /health and both services' paths.
 #[tokio::test]
 async fn openapi_json_is_served() {
     let gw = gateway_with_fakes().await;
@@ -452,7 +455,20 @@ async fn openapi_json_is_served() {
     assert_eq!(resp.status(), StatusCode::OK);
     let doc: Value = resp.json().await.unwrap();
     assert_eq!(doc["info"]["title"], "Orders & Payments API");
-    assert!(doc["paths"]["/health"]["get"].is_object(), "{doc}");
+    for (path, method) in [
+        ("/health", "get"),
+        ("/orders", "post"),
+        ("/orders", "get"),
+        ("/orders/{order_id}", "get"),
+        ("/accounts", "post"),
+        ("/accounts/topup", "post"),
+        ("/accounts/{user_id}", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
     assert_eq!(doc["servers"][0]["url"], "http://localhost:8080");
 }
 
@@ -461,7 +477,9 @@ async fn openapi_json_is_served() {
 fn spec_yaml_describes_the_public_api() {
     let yaml = gateway::openapi::spec_yaml();
     assert!(yaml.contains("title: Orders & Payments API"), "{yaml}");
-    assert!(yaml.contains("/health:"), "{yaml}");
+    for path in ["/health:", "/orders:", "/accounts:"] {
+        assert!(yaml.contains(path), "{path} missing");
+    }
 }
 
 // --------------------------------------------------------------------------------- shutdown

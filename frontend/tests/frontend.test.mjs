@@ -1,0 +1,298 @@
+// Browser end-to-end tests of the UI served by nginx on FRONTEND_URL (default http://127.0.0.1:8083),
+// against the real stack (nginx -> gateway -> orders / payments, broker, databases).
+//
+// Run: cd frontend && npm ci && npm test          (Chromium: /usr/bin/chromium, no browser download)
+
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import {
+  BASE_URL,
+  SETTLE_TIMEOUT_MS,
+  UUID_RE,
+  launchBrowser,
+  openPage,
+  gotoApp,
+  waitForAttr,
+  waitUntil,
+  balanceOf,
+  createAccountViaUi,
+  topUp,
+  placeOrder,
+  screenshot,
+  apiFetch,
+} from './lib/harness.mjs';
+
+const TEST_TIMEOUT = 180_000;
+
+let browser;
+
+before(async () => {
+  // Fail fast, with a clear message, when the stack is not up.
+  let res;
+  try {
+    res = await fetch(`${BASE_URL}/`);
+  } catch (err) {
+    throw new Error(`the frontend is not reachable at ${BASE_URL} (start the stack first): ${err.cause?.code || err.message}`);
+  }
+  if (!res.ok) throw new Error(`GET ${BASE_URL}/ answered ${res.status}`);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  if (browser) await browser.close();
+});
+
+describe('nginx proxy', () => {
+  test('GET /api/health is proxied to the gateway (prefix stripped)', async () => {
+    const res = await apiFetch('/health');
+    assert.equal(res.status, 200, `body: ${res.text}`);
+    assert.match(res.headers.get('content-type') || '', /application\/json/);
+    assert.deepEqual(res.json, { data: { status: 'ok' } });
+  });
+
+  test('API errors keep the JSON envelope through the proxy', async () => {
+    const res = await apiFetch('/orders', {
+      method: 'POST',
+      body: JSON.stringify({ user_id: 'not-a-uuid', amount: 1, description: 'x' }),
+    });
+    assert.equal(res.status, 400, `body: ${res.text}`);
+    assert.equal(res.json?.error?.code, 'BAD_REQUEST', `body: ${res.text}`);
+    assert.equal(typeof res.json.error.message, 'string');
+  });
+
+  test('Swagger UI of the gateway is reachable through /swagger/index.html', async () => {
+    const res = await fetch(`${BASE_URL}/swagger/index.html`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') || '', /text\/html/);
+    await res.body?.cancel();
+  });
+});
+
+describe('UI', () => {
+  test('account, top-up, paid and failed orders, validation errors, without reloading', { timeout: TEST_TIMEOUT }, async () => {
+    const { context, page, problems } = await openPage(browser, { locale: 'en-US' });
+    try {
+      await gotoApp(page);
+      // Marker that would vanish on a full page reload.
+      await page.evaluate(() => {
+        window.__e2eNoReload = 'still-here';
+      });
+
+      // Texts are English for an English browser; the Swagger link points at the proxy.
+      assert.equal(await page.locator('html').getAttribute('lang'), 'en');
+      const swaggerHref = await page.locator('#swagger-link').getAttribute('href');
+      assert.ok(swaggerHref && swaggerHref.endsWith('/swagger/index.html'), `swagger link: ${swaggerHref}`);
+
+      // --- create an account: a generated user id, shown, remembered, balance 0
+      const userId = await createAccountViaUi(page);
+      assert.match(userId, UUID_RE);
+      assert.equal(await page.evaluate(() => localStorage.getItem('op.userId')), userId);
+      await waitForAttr(page, '#balance', 'data-balance', '0');
+      assert.equal((await page.locator('#balance').textContent()).trim(), '0.00');
+
+      // --- top up (Enter submits)
+      const topRes = await topUp(page, '100');
+      assert.equal(topRes.status(), 200, await topRes.text());
+      await waitForAttr(page, '#balance', 'data-balance', '100');
+      assert.equal((await page.locator('#balance').textContent()).trim(), '100.00');
+
+      // --- an order that fits; "12,50" (comma) is sent as the JSON number 12.5
+      const okRes = await placeOrder(page, '12,50', 'Coffee beans');
+      assert.equal(okRes.status(), 201, await okRes.text());
+      assert.deepEqual(okRes.request().postDataJSON(), { user_id: userId, amount: 12.5, description: 'Coffee beans' });
+      const okId = (await okRes.json()).data.order_id;
+      assert.match(okId, UUID_RE);
+      const okRow = `#orders-body tr[data-order-id="${okId}"]`;
+      await page.locator(okRow).waitFor({ state: 'visible' });
+      await waitForAttr(page, okRow, 'data-status', 'FINISHED', SETTLE_TIMEOUT_MS);
+      assert.equal((await page.locator(`${okRow} .badge`).textContent()).trim(), 'Paid');
+      assert.equal((await page.locator(`${okRow} .col-amount`).textContent()).trim(), '12.50');
+      assert.equal((await page.locator(`${okRow} .desc-text`).textContent()).trim(), 'Coffee beans');
+      // The balance follows without a reload.
+      await waitForAttr(page, '#balance', 'data-balance', '87.5');
+      assert.equal((await page.locator('#balance').textContent()).trim(), '87.50');
+
+      // --- an order that does not fit -> FAILED, reason shown
+      const bigRes = await placeOrder(page, '1000', 'Too expensive');
+      assert.equal(bigRes.status(), 201, await bigRes.text());
+      const bigId = (await bigRes.json()).data.order_id;
+      const bigRow = `#orders-body tr[data-order-id="${bigId}"]`;
+      await page.locator(bigRow).waitFor({ state: 'visible' });
+      await waitForAttr(page, bigRow, 'data-status', 'FAILED', SETTLE_TIMEOUT_MS);
+      assert.equal((await page.locator(`${bigRow} .badge`).textContent()).trim(), 'Failed');
+      assert.equal(await page.locator(`${bigRow} .col-reason`).getAttribute('data-reason'), 'INSUFFICIENT_FUNDS');
+      assert.equal((await page.locator(`${bigRow} .col-reason`).textContent()).trim(), 'Insufficient funds');
+      // Newest first.
+      assert.equal(await page.locator('#orders-body tr').first().getAttribute('data-order-id'), bigId);
+      // A failed order is not debited (the page refreshes the balance when the order settles).
+      const acc = await apiFetch(`/accounts/${userId}`);
+      assert.equal(acc.json?.data?.balance, 87.5, acc.text);
+      await waitForAttr(page, '#balance', 'data-balance', '87.5');
+
+      // --- screenshots after the paid + failed orders, desktop and phone width
+      await page.locator('#orders-live').waitFor({ state: 'hidden' });
+      await page.evaluate(() => document.activeElement && document.activeElement.blur());
+      await screenshot(page, 'frontend-desktop.png');
+      await page.setViewportSize({ width: 375, height: 812 });
+      // The layout must fit: no horizontal scrolling at 375 px.
+      await waitUntil(() => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), {
+        what: 'no horizontal overflow at 375 px',
+      });
+      await screenshot(page, 'frontend-mobile.png');
+      await page.setViewportSize({ width: 1280, height: 900 });
+
+      // --- invalid amounts: the API's error is shown next to the order form, no order row appears
+      for (const bad of ['1.234', '-5']) {
+        const rowsBefore = await page.locator('#orders-body tr').count();
+        const badRes = await placeOrder(page, bad, `Invalid amount ${bad}`);
+        assert.equal(badRes.status(), 400, `amount ${bad}: ${await badRes.text()}`);
+        const msg = page.locator('#order-msg.error');
+        await msg.waitFor({ state: 'visible' });
+        const text = (await msg.textContent()).trim();
+        assert.match(text, /^Invalid input/, `message for ${bad}: ${text}`);
+        assert.match(text, /amount/i, `the API's message names the field: ${text}`);
+        assert.equal(await page.locator('#order-amount').getAttribute('aria-invalid'), 'true');
+        // The message sits inside the order form.
+        assert.equal(await page.locator('#order-form #order-msg').count(), 1);
+        // Nothing was created: the list, asked again, still has the same rows.
+        await page.locator('#refresh-btn').click();
+        const list = await apiFetch(`/orders?user_id=${userId}`);
+        assert.equal(list.json?.data?.length, rowsBefore, list.text);
+        assert.equal(await page.locator('#orders-body tr').count(), rowsBefore);
+      }
+      // Text that is not a number at all is refused before anything is sent (never NaN).
+      let sentNaN = false;
+      const watch = (req) => {
+        if (req.url() === `${BASE_URL}/api/orders` && req.method() === 'POST') sentNaN = true;
+      };
+      page.on('request', watch);
+      await page.locator('#order-amount').fill('twelve');
+      await page.locator('#order-description').fill('Not a number');
+      await page.locator('#order-description').press('Enter');
+      await page.locator('#order-msg.error').waitFor({ state: 'visible' });
+      assert.match((await page.locator('#order-msg').textContent()).trim(), /^The amount must be a number/);
+      page.off('request', watch);
+      assert.equal(sentNaN, false, 'a non-numeric amount must not be sent');
+
+      // --- the whole flow happened in one page load
+      assert.equal(await page.evaluate(() => window.__e2eNoReload), 'still-here');
+
+
+      assert.deepEqual(problems, [], `console errors:\n${problems.join('\n')}`);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('an existing user id can be pasted; an id without an account gets ACCOUNT_NOT_FOUND', { timeout: TEST_TIMEOUT }, async () => {
+    // An account made directly through the API.
+    const existing = randomUUID();
+    const created = await apiFetch('/accounts', { method: 'POST', body: JSON.stringify({ user_id: existing, balance: 25 }) });
+    assert.equal(created.status, 201, created.text);
+
+    const { context, page, problems } = await openPage(browser, { locale: 'en-US' });
+    try {
+      await gotoApp(page);
+      await page.locator('#use-id').fill(existing);
+      await page.locator('#use-id').press('Enter');
+      await waitForAttr(page, '#balance', 'data-balance', '25');
+      assert.equal((await page.locator('#user-id').textContent()).trim(), existing);
+      assert.equal(await page.evaluate(() => localStorage.getItem('op.userId')), existing);
+
+      // Remembered across a reload.
+      await gotoApp(page);
+      await waitForAttr(page, '#balance', 'data-balance', '25');
+
+      // A malformed id: the API's 400 shows next to the "use" form.
+      await page.locator('#switch-btn').click();
+      await page.locator('#use-id').fill('definitely-not-a-uuid');
+      await page.locator('#use-id').press('Enter');
+      await page.locator('#use-msg.error').waitFor({ state: 'visible' });
+      assert.match((await page.locator('#use-msg').textContent()).trim(), /^Invalid input/);
+
+      // A well-formed id without an account: the page says so and orders still work (and fail).
+      const stranger = randomUUID();
+      await page.locator('#use-id').fill(stranger);
+      await page.locator('#use-id').press('Enter');
+      await page.locator('#no-account').waitFor({ state: 'visible' });
+      assert.equal((await page.locator('#user-id').textContent()).trim(), stranger);
+      const res = await placeOrder(page, '5', 'No account');
+      assert.equal(res.status(), 201, await res.text());
+      const id = (await res.json()).data.order_id;
+      const row = `#orders-body tr[data-order-id="${id}"]`;
+      await waitForAttr(page, row, 'data-status', 'FAILED', SETTLE_TIMEOUT_MS);
+      assert.equal(await page.locator(`${row} .col-reason`).getAttribute('data-reason'), 'ACCOUNT_NOT_FOUND');
+      assert.equal((await page.locator(`${row} .col-reason`).textContent()).trim(), 'No account for this user');
+
+      assert.deepEqual(problems, [], `console errors:\n${problems.join('\n')}`);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('language: default from the browser, switchable, remembered, locale number format', { timeout: TEST_TIMEOUT }, async () => {
+    // A Russian browser gets Russian texts.
+    {
+      const { context, page, problems } = await openPage(browser, { locale: 'ru-RU' });
+      try {
+        await gotoApp(page);
+        assert.equal(await page.locator('html').getAttribute('lang'), 'ru');
+        assert.equal((await page.locator('#account-title').textContent()).trim(), 'Счёт');
+        assert.deepEqual(problems, []);
+      } finally {
+        await context.close();
+      }
+    }
+
+    const { context, page, problems } = await openPage(browser, { locale: 'en-US' });
+    try {
+      await gotoApp(page);
+      assert.equal((await page.locator('#account-title').textContent()).trim(), 'Account');
+      assert.equal((await page.locator('#create-btn').textContent()).trim(), 'Create account');
+      await createAccountViaUi(page);
+      const res = await topUp(page, '1234,5');
+      assert.equal(res.status(), 200, await res.text());
+      await waitForAttr(page, '#balance', 'data-balance', '1234.5');
+      assert.equal((await page.locator('#balance').textContent()).trim(), '1,234.50');
+
+      // Switch to Russian with the visible switch (keyboard: focus + Enter).
+      await page.locator('.lang-btn[data-lang="ru"]').focus();
+      await page.keyboard.press('Enter');
+      await waitForAttr(page, 'html', 'lang', 'ru');
+      assert.equal(await page.locator('.lang-btn[data-lang="ru"]').getAttribute('aria-pressed'), 'true');
+      assert.equal((await page.locator('#account-title').textContent()).trim(), 'Счёт');
+      assert.equal((await page.locator('#orders-title').textContent()).trim(), 'Заказы');
+      assert.equal((await page.locator('#order-submit').textContent()).trim(), 'Оформить заказ');
+      assert.match((await page.locator('#balance').textContent()).trim(), /^1\s234,50$/u);
+      assert.equal(await page.title(), 'Заказы и платежи');
+
+      // Russian status and date in the table.
+      const orderRes = await placeOrder(page, '0,5', 'Чай');
+      assert.equal(orderRes.status(), 201, await orderRes.text());
+      const id = (await orderRes.json()).data.order_id;
+      const row = `#orders-body tr[data-order-id="${id}"]`;
+      await waitForAttr(page, row, 'data-status', 'FINISHED', SETTLE_TIMEOUT_MS);
+      assert.equal((await page.locator(`${row} .badge`).textContent()).trim(), 'Оплачен');
+      assert.equal((await page.locator(`${row} .col-amount`).textContent()).trim(), '0,50');
+      const when = (await page.locator(`${row} time`).textContent()).trim();
+      assert.match(when, /\d{4}/, `date: ${when}`);
+      await waitForAttr(page, '#balance', 'data-balance', '1234');
+
+      // The choice survives a reload.
+      await gotoApp(page);
+      assert.equal(await page.locator('html').getAttribute('lang'), 'ru');
+      assert.equal((await page.locator('#account-title').textContent()).trim(), 'Счёт');
+
+      // And back.
+      await page.locator('.lang-btn[data-lang="en"]').click();
+      await waitForAttr(page, 'html', 'lang', 'en');
+      assert.equal((await page.locator('#account-title').textContent()).trim(), 'Account');
+      assert.equal((await page.locator(`${row} .badge`).textContent()).trim(), 'Paid');
+
+      assert.deepEqual(problems, [], `console errors:\n${problems.join('\n')}`);
+    } finally {
+      await context.close();
+    }
+  });
+});

@@ -7,6 +7,7 @@
 
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
+use poem_openapi::error::{ParseParamError, ParsePathError, ParseRequestPayloadError};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object};
 
@@ -171,6 +172,13 @@ pub fn envelope_response(err: poem::Error) -> Response {
     let message = if status.is_server_error() {
         tracing::error!(error = %err, status = status.as_u16(), "unhandled error");
         "internal error".to_owned()
+    } else if let Some(parse) = err.downcast_ref::<ParseRequestPayloadError>() {
+        parse.reason.clone()
+    } else if let Some(parse) = err.downcast_ref::<ParsePathError>() {
+        // `parse.name` is poem-openapi's internal `param0`; our id types name the field.
+        param_message("", &parse.reason)
+    } else if let Some(parse) = err.downcast_ref::<ParseParamError>() {
+        param_message(parse.name, &parse.reason)
     } else {
         framework_message(status, &err.to_string())
     };
@@ -181,6 +189,28 @@ pub fn envelope_response(err: poem::Error) -> Response {
         .into_response()
 }
 
+/// `order_id must be a UUID, got "x"` / `user_id is required` from poem-openapi's reasons;
+/// `name` is empty for path parameters, whose reasons already name the field.
+fn param_message(name: &str, reason: &str) -> String {
+    if reason.contains("expects an input value") {
+        return format!("{name} is required");
+    }
+    // Drop the `failed to parse "string_uuid": ` type prefix: clients know fields, not types.
+    let reason = match reason.split_once("\": ") {
+        Some((head, rest)) if head.starts_with("failed to parse \"") => rest,
+        _ => reason,
+    };
+    let reason = reason
+        .split(" (occurred while parsing")
+        .next()
+        .unwrap_or(reason);
+    if reason.contains(name) {
+        reason.to_owned()
+    } else {
+        format!("{name}: {reason}")
+    }
+}
+
 /// Rewrites poem's parser messages into ones a client can act on.
 fn framework_message(status: StatusCode, raw: &str) -> String {
     match status {
@@ -188,11 +218,7 @@ fn framework_message(status: StatusCode, raw: &str) -> String {
         StatusCode::METHOD_NOT_ALLOWED => "method not allowed for this resource".into(),
         StatusCode::PAYLOAD_TOO_LARGE => "request body is larger than 64 KiB".into(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "request body must be application/json".into(),
-        _ => raw
-            .replace("Parse request payload error: ", "")
-            .replace("failed to parse ", "invalid ")
-            .trim()
-            .to_owned(),
+        _ => raw.replace("failed to parse ", "invalid ").trim().to_owned(),
     }
 }
 
@@ -234,6 +260,19 @@ mod tests {
         let body = body_of(envelope_response(err)).await;
         assert_eq!(body["error"]["code"], "INTERNAL");
         assert_eq!(body["error"]["message"], "internal error");
+    }
+
+    #[test]
+    fn parameter_messages_name_the_field_not_the_type() {
+        assert_eq!(
+            param_message("user_id", "failed to parse \"string_uuid\": user_id must be a UUID"),
+            "user_id must be a UUID"
+        );
+        assert_eq!(
+            param_message("user_id", "Type \"string_uuid\" expects an input value."),
+            "user_id is required"
+        );
+        assert_eq!(param_message("limit", "invalid digit"), "limit: invalid digit");
     }
 
     #[test]

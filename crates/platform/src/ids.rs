@@ -1,22 +1,98 @@
 //! Identifiers as distinct types, so a user id can never be passed where an order id is meant.
 //!
-//! Both wrap a UUID of any version (SPEC §2); their OpenAPI schema is `string(uuid)`.
+//! Both wrap a UUID of any version (SPEC §2); their OpenAPI schema is `string(uuid)`. Their
+//! parse errors name the field (`order_id must be a UUID`), because poem-openapi reports path
+//! parameters under internal names (`param0`) that mean nothing to a client.
 
-use poem_openapi::NewType;
+use std::borrow::Cow;
+
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
-/// The owner of an account and of orders; the message key that keeps one user's payments in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, NewType)]
-#[serde(transparent)]
-#[oai(from_parameter = true, to_header = false, from_multipart = false)]
-pub struct UserId(pub Uuid);
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
 
-/// One order; also the unique key of a payment transaction (debited at most once).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, NewType)]
-#[serde(transparent)]
-#[oai(from_parameter = true, to_header = false, from_multipart = false)]
-pub struct OrderId(pub Uuid);
+        impl $name {
+            /// Parses a UUID, with an error that names the field.
+            pub fn parse(raw: &str) -> Result<Self, String> {
+                raw.trim()
+                    .parse()
+                    .map($name)
+                    .map_err(|_| format!("{} must be a UUID, got {:?}", $field, raw))
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl Type for $name {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = Self;
+            type RawElementValueType = Self;
+
+            fn name() -> Cow<'static, str> {
+                "string_uuid".into()
+            }
+
+            fn schema_ref() -> MetaSchemaRef {
+                MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "uuid")))
+            }
+
+            fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+                Some(self)
+            }
+
+            fn raw_element_iter<'a>(
+                &'a self,
+            ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+                Box::new(self.as_raw_value().into_iter())
+            }
+        }
+
+        impl ParseFromJSON for $name {
+            fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+                match value {
+                    Some(Value::String(s)) => $name::parse(&s).map_err(ParseError::custom),
+                    _ => Err(ParseError::custom(format!("{} must be a UUID string", $field))),
+                }
+            }
+        }
+
+        impl ParseFromParameter for $name {
+            fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+                $name::parse(value).map_err(ParseError::custom)
+            }
+        }
+
+        impl ToJSON for $name {
+            fn to_json(&self) -> Option<Value> {
+                Some(Value::String(self.0.to_string()))
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// The owner of an account and of orders; the message key that keeps one user's payments in order.
+    UserId,
+    "user_id"
+);
+
+uuid_id!(
+    /// One order; also the unique key of a payment transaction (debited at most once).
+    OrderId,
+    "order_id"
+);
 
 impl OrderId {
     /// A fresh, time-ordered id (UUIDv7) so that index inserts stay append-mostly.
@@ -31,14 +107,24 @@ impl Default for OrderId {
     }
 }
 
-impl std::fmt::Display for UserId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl std::fmt::Display for OrderId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+    #[test]
+    fn any_uuid_version_parses() {
+        assert!(UserId::parse("6f4b0a0b-5a82-4d3a-8e9d-2f04135fbb38").is_ok());
+        assert!(OrderId::parse(&Uuid::now_v7().to_string()).is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(
+            OrderId::parse("abc").unwrap_err(),
+            "order_id must be a UUID, got \"abc\""
+        );
+        assert!(UserId::parse_from_parameter("x").is_err());
+        let err = UserId::parse_from_json(Some(Value::from(5))).unwrap_err();
+        assert!(err.into_message().contains("user_id"));
     }
 }

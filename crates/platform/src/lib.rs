@@ -12,6 +12,7 @@
 //! - [`health`]: the `/health` operation, backed by probes each service supplies.
 //! - [`db`], [`telemetry`], [`shutdown`]: connection pool, JSON logs, one stop signal.
 
+pub mod body;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -3,11 +3,12 @@
 use chrono::{DateTime, Utc};
 use platform::{Money, OrderId, UserId};
 use poem_openapi::Object;
+use serde::Deserialize;
 
 use crate::domain::{FailureReason, Order, OrderStatus};
 
 /// Body of POST /orders.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
 pub struct CreateOrderRequest {
     /// Who pays (UUID).
     pub user_id: UserId,

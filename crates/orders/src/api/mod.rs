@@ -11,6 +11,7 @@ use poem_openapi::{ApiResponse, OpenApi, Tags};
 use sqlx::PgPool;
 
 use platform::ApiError;
+use platform::body::JsonBody;
 use platform::money::PositiveMoney;
 use platform::{OrderId, UserId};
 
@@ -71,7 +72,7 @@ impl OrdersApi {
     #[oai(path = "/orders", method = "post", tag = "ApiTags::Orders")]
     async fn create_order(
         &self,
-        body: Json<CreateOrderRequest>,
+        body: JsonBody<CreateOrderRequest>,
     ) -> Result<CreateOrderResponse, ApiError> {
         let req = body.0;
         let amount = PositiveMoney::try_from(req.amount)

@@ -2,9 +2,10 @@
 
 use platform::{Money, UserId};
 use poem_openapi::Object;
+use serde::Deserialize;
 
 /// Body of POST /accounts.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
 pub struct CreateAccountRequest {
     /// The owner (UUID); one account per user.
     pub user_id: UserId,
@@ -13,7 +14,7 @@ pub struct CreateAccountRequest {
 }
 
 /// Body of POST /accounts/topup.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
 pub struct TopUpRequest {
     /// The owner (UUID).
     pub user_id: UserId,

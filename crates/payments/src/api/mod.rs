@@ -11,6 +11,7 @@ use poem_openapi::{ApiResponse, OpenApi, Tags};
 use sqlx::PgPool;
 
 use platform::money::PositiveMoney;
+use platform::body::JsonBody;
 use platform::{ApiError, Money, UserId};
 
 use crate::store::{self, CreateError, TopUpError};
@@ -65,7 +66,7 @@ impl AccountsApi {
     #[oai(path = "/accounts", method = "post", tag = "ApiTags::Accounts")]
     async fn create_account(
         &self,
-        body: Json<CreateAccountRequest>,
+        body: JsonBody<CreateAccountRequest>,
     ) -> Result<CreateAccountResponse, ApiError> {
         let opening = body.0.balance.unwrap_or(Money::ZERO);
         match store::create_account(&self.pool, body.0.user_id, opening).await {
@@ -83,7 +84,7 @@ impl AccountsApi {
 
     /// Add money to the account; answers the new balance.
     #[oai(path = "/accounts/topup", method = "post", tag = "ApiTags::Accounts")]
-    async fn top_up(&self, body: Json<TopUpRequest>) -> Result<AccountResponse, ApiError> {
+    async fn top_up(&self, body: JsonBody<TopUpRequest>) -> Result<AccountResponse, ApiError> {
         let req = body.0;
         let amount = PositiveMoney::try_from(req.amount)
             .map_err(|e| ApiError::bad_request(format!("amount {e}")))?;

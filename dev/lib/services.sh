@@ -1,0 +1,222 @@
+# shellcheck shell=bash disable=SC2034 # the *_V variables are read by dev/stack.sh
+# The three Rust services (target/<profile>/{orders,payments,gateway}) and nginx for the frontend.
+#
+# Services get their configuration from the environment (names of notes/contract.md), log to
+# .stack/logs/<name>.log, and count as ready when GET /health answers 200.
+
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+PROFILE=${STACK_PROFILE:-debug}
+BIN_DIR=$TARGET_DIR/$PROFILE
+SERVICES=(orders payments gateway)
+SERVICE_HOST=${STACK_HTTP_HOST:-127.0.0.1}
+SERVICE_TIMEOUT=${SERVICE_TIMEOUT:-60}
+GATEWAY_PORT=${GATEWAY_PORT:-8080}
+ORDERS_PORT=${ORDERS_PORT:-8081}
+PAYMENTS_PORT=${PAYMENTS_PORT:-8082}
+FRONTEND_PORT=${FRONTEND_PORT:-8083}
+NGINX_DIR=$STACK/nginx
+NGINX_CONF=$NGINX_DIR/nginx.conf
+FRONTEND_TEMPLATE=$ROOT/frontend/nginx.conf
+FRONTEND_ROOT=$ROOT/frontend/public
+
+service_port() {
+	case $1 in
+	gateway) echo "$GATEWAY_PORT" ;;
+	orders) echo "$ORDERS_PORT" ;;
+	payments) echo "$PAYMENTS_PORT" ;;
+	*) die "unknown service $1" ;;
+	esac
+}
+service_pid() { running_pid "$PIDS/$1.pid" "$BIN_DIR/$1"; }
+
+# service_env NAME — the environment of service NAME, one VAR=value per line.
+service_env() {
+	local name=$1
+	printf '%s\n' "HTTP_HOST=$SERVICE_HOST" "HTTP_PORT=$(service_port "$name")" "RUST_LOG=${RUST_LOG:-info}"
+	case $name in
+	orders | payments)
+		if [[ $name == orders ]]; then
+			printf '%s\n' "DATABASE_URL=$DATABASE_URL_ORDERS_V"
+		else
+			printf '%s\n' "DATABASE_URL=$DATABASE_URL_PAYMENTS_V"
+		fi
+		printf '%s\n' "BROKER=${BROKER:-kafka}" "KAFKA_BROKERS=$KAFKA_BROKERS_V" "AMQP_URL=$AMQP_URL_V"
+		;;
+	gateway)
+		printf '%s\n' "ORDERS_URL=http://127.0.0.1:$ORDERS_PORT" "PAYMENTS_URL=http://127.0.0.1:$PAYMENTS_PORT"
+		;;
+	esac
+}
+
+build_services() {
+	if [[ ${STACK_SKIP_BUILD:-0} == 1 ]]; then
+		log "cargo build skipped (STACK_SKIP_BUILD=1)"
+		return 0
+	fi
+	local t args=(build --workspace --bins)
+	[[ $PROFILE == debug ]] || args+=(--profile "$PROFILE") # target/<profile> (release, ...)
+	log "cargo ${args[*]} ..."
+	t=$(clock)
+	(cd "$ROOT" && cargo "${args[@]}") || die "cargo build failed"
+	log "cargo build in $(since "$t")s"
+}
+
+# migrate NAME — `NAME migrate` applies the service's migrations and exits.
+migrate() {
+	local name=$1 t envs
+	readarray -t envs < <(service_env "$name")
+	t=$(clock)
+	env "${envs[@]}" "$BIN_DIR/$name" migrate </dev/null >"$LOGS/$name-migrate.log" 2>&1 ||
+		fail "$name migrate" "$LOGS/$name-migrate.log" "migrations failed"
+	log "$name: migrations applied in $(since "$t")s"
+}
+
+services_up() {
+	build_services
+	local name pid port envs fresh t0=() waiting=()
+	for name in "${SERVICES[@]}"; do
+		[[ -x $BIN_DIR/$name ]] || die "$BIN_DIR/$name not found (cargo build --workspace --bins should produce it)"
+	done
+	for name in "${SERVICES[@]}"; do
+		fresh=1
+		if pid=$(service_pid "$name"); then
+			fresh=0 # running before this command: a restart is not ours to stop in `test`
+			if [[ $BIN_DIR/$name -nt $PIDS/$name.pid ]]; then
+				log "$name: binary rebuilt since it started: restarting"
+				stop_pid "$name" "$pid" "$STOP_TIMEOUT"
+			else
+				log "$name already running (pid $pid, :$(service_port "$name"))"
+				continue
+			fi
+		fi
+		port=$(service_port "$name")
+		port_in_use "$port" && die "$name: port $port is in use by a process not started by dev/stack.sh"
+		[[ $name == gateway ]] || migrate "$name"
+		rotate_log "$name"
+		readarray -t envs < <(service_env "$name")
+		t0+=("$(clock)")
+		nohup env "${envs[@]}" "$BIN_DIR/$name" </dev/null >>"$LOGS/$name.log" 2>&1 &
+		echo $! >"$PIDS/$name.pid"
+		if ((fresh)); then started "$name"; fi
+		waiting+=("$name")
+	done
+	local i
+	for i in "${!waiting[@]}"; do
+		name=${waiting[$i]}
+		pid=$(pid_of "$PIDS/$name.pid")
+		port=$(service_port "$name")
+		wait_for "$name" "$SERVICE_TIMEOUT" "$pid" "$LOGS/$name.log" http_ok "http://127.0.0.1:$port/health"
+		log "$name ready in $(since "${t0[$i]}")s (pid $pid, http://127.0.0.1:$port)"
+	done
+}
+
+service_down() {
+	local pid
+	pid=$(service_pid "$1") || return 0
+	stop_pid "$1" "$pid" "$STOP_TIMEOUT"
+	rm -f "$PIDS/$1.pid"
+}
+
+service_status() {
+	local name=$1 pid port
+	port=$(service_port "$name")
+	if pid=$(service_pid "$name"); then
+		status_line "$name" running "$pid" "http://127.0.0.1:$port (/health $(http_status "http://127.0.0.1:$port/health"))"
+	else
+		status_line "$name" stopped - "-"
+	fi
+}
+
+# ---------------------------------------------------------------- nginx (frontend)
+
+nginx_pid() { running_pid "$NGINX_DIR/nginx.pid" "$NGINX_CONF"; }
+
+# The account the workers run as when we are root: www-data when it can read the frontend,
+# else root (a checkout under /root is not readable by www-data).
+nginx_user_line() {
+	[[ $EUID -eq 0 ]] || return 0
+	if id www-data >/dev/null 2>&1 && runuser -u www-data -- test -r "$FRONTEND_ROOT/index.html" 2>/dev/null; then
+		echo 'user www-data;'
+	else
+		echo 'user root;'
+	fi
+}
+
+nginx_write_config() {
+	mkdir -p "$NGINX_DIR/tmp"
+	FRONTEND_PORT=$FRONTEND_PORT FRONTEND_ROOT=$FRONTEND_ROOT GATEWAY_UPSTREAM="http://127.0.0.1:$GATEWAY_PORT" \
+		envsubst "\${FRONTEND_PORT} \${FRONTEND_ROOT} \${GATEWAY_UPSTREAM}" <"$FRONTEND_TEMPLATE" >"$NGINX_DIR/frontend.conf"
+	cat >"$NGINX_CONF" <<EOF
+# Written by dev/stack.sh: a private nginx whose pid, logs and temp files stay in .stack.
+$(nginx_user_line)
+worker_processes 1;
+pid $NGINX_DIR/nginx.pid;
+error_log $LOGS/nginx.log notice;
+
+events {
+    worker_connections 512;
+}
+
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log $LOGS/nginx.log;
+    sendfile on;
+    keepalive_timeout 65;
+
+    client_body_temp_path $NGINX_DIR/tmp/client_body;
+    proxy_temp_path $NGINX_DIR/tmp/proxy;
+    fastcgi_temp_path $NGINX_DIR/tmp/fastcgi;
+    uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
+    scgi_temp_path $NGINX_DIR/tmp/scgi;
+
+    # frontend/nginx.conf rendered with envsubst (FRONTEND_PORT, FRONTEND_ROOT, GATEWAY_UPSTREAM).
+    include $NGINX_DIR/frontend.conf;
+}
+EOF
+}
+
+nginx_up() {
+	if [[ ! -f $FRONTEND_TEMPLATE ]]; then
+		warn "frontend/nginx.conf not found: nginx (frontend on :$FRONTEND_PORT) skipped"
+		return 0
+	fi
+	command -v nginx >/dev/null 2>&1 || die "nginx not installed (run: dev/stack.sh install)"
+	command -v envsubst >/dev/null 2>&1 || die "envsubst not installed (run: dev/stack.sh install)"
+	local pid t
+	nginx_write_config
+	nginx -t -q -p "$NGINX_DIR/" -c "$NGINX_CONF" -e "$LOGS/nginx.log" </dev/null >"$LOGS/nginx-check.log" 2>&1 ||
+		fail nginx "$LOGS/nginx-check.log" "nginx -t rejects $NGINX_CONF"
+	if pid=$(nginx_pid); then
+		nginx -p "$NGINX_DIR/" -c "$NGINX_CONF" -e "$LOGS/nginx.log" -s reload </dev/null >>"$LOGS/nginx-check.log" 2>&1 ||
+			warn "nginx: reload failed"
+		log "nginx already running (pid $pid, http://127.0.0.1:$FRONTEND_PORT): configuration reloaded"
+		return 0
+	fi
+	port_in_use "$FRONTEND_PORT" && die "nginx: port $FRONTEND_PORT is in use by a process not started by dev/stack.sh"
+	rotate_log nginx
+	t=$(clock)
+	# shellcheck disable=SC2094 # -e names the error log; nothing reads it here
+	nginx -p "$NGINX_DIR/" -c "$NGINX_CONF" -e "$LOGS/nginx.log" </dev/null >>"$LOGS/nginx.log" 2>&1 ||
+		fail nginx "$LOGS/nginx.log" "nginx did not start"
+	started nginx
+	wait_for nginx 20 "pidfile:$NGINX_DIR/nginx.pid" "$LOGS/nginx.log" http_any "http://127.0.0.1:$FRONTEND_PORT/"
+	log "nginx ready in $(since "$t")s (pid $(pid_of "$NGINX_DIR/nginx.pid"), http://127.0.0.1:$FRONTEND_PORT)"
+}
+
+nginx_down() {
+	local pid
+	pid=$(nginx_pid) || return 0
+	stop_pid nginx "$pid" 10 QUIT # graceful: finish requests in flight
+}
+
+nginx_status() {
+	local pid
+	if pid=$(nginx_pid); then
+		status_line nginx running "$pid" "http://127.0.0.1:$FRONTEND_PORT (/ $(http_status "http://127.0.0.1:$FRONTEND_PORT/"))"
+	elif [[ -f $FRONTEND_TEMPLATE ]]; then
+		status_line nginx stopped - "-"
+	else
+		status_line nginx absent - "(no frontend/nginx.conf)"
+	fi
+}

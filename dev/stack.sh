@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# dev/stack.sh — the whole system on this machine, without Docker.
+#
+#   up       PostgreSQL + Kafka (+ RabbitMQ when BROKER=rabbitmq or STACK_RABBITMQ=1), build,
+#            orders + payments + gateway, nginx for the frontend
+#   infra    PostgreSQL + Kafka + RabbitMQ only (STACK_RABBITMQ=0 leaves RabbitMQ out)
+#   test     whatever is not running yet (both brokers), `cargo test --workspace`, the browser
+#            tests of frontend/; then stops what it started. Extra cargo args: STACK_TEST_ARGS
+#   down     stops everything of ours in reverse order and checks that nothing is left
+#   status   what runs, where      logs     tail -F every log      clean    down + rm -rf .stack
+#   install  apt packages and the Kafka jars this needs (apt-get update only when something is missing)
+#
+# State lives in .stack/ (pg, kafka, rabbitmq, nginx, logs/<component>.log, pids/, env, state);
+# Kafka's jars in dev/.cache/kafka-libs. `.stack/env` holds the URLs actually chosen: source it.
+#
+# External infrastructure: DATABASE_URL (an admin/server URL), KAFKA_BROKERS or AMQP_URL set
+# before `up` are used instead of starting that component locally.
+# Other knobs: PG_PORT, KAFKA_PORT, KAFKA_CONTROLLER_PORT, RABBITMQ_PORT (default 5432, 9092,
+# 9093, 5672; a busy default port is replaced by a free one), GATEWAY_PORT, ORDERS_PORT,
+# PAYMENTS_PORT, FRONTEND_PORT (8080-8083), BROKER, RUST_LOG, STACK_PROFILE (debug),
+# STACK_SKIP_BUILD=1, KAFKA_HEAP_OPTS, STOP_TIMEOUT (30 s), SERVICE_TIMEOUT (60 s).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK=$ROOT/.stack
+LOGS=$STACK/logs
+PIDS=$STACK/pids
+ENV_FILE=$STACK/env
+STATE_FILE=$STACK/state
+STOP_TIMEOUT=${STOP_TIMEOUT:-30}
+TAIL_LINES=${STACK_TAIL_LINES:-40}
+STARTED=() # components this invocation started, in order (`test` stops exactly these)
+
+# What the caller points us at, captured before anything else can set these names.
+EXT_DATABASE_URL=${DATABASE_URL:-}
+EXT_KAFKA_BROKERS=${KAFKA_BROKERS:-}
+EXT_AMQP_URL=${AMQP_URL:-}
+
+# shellcheck source=dev/lib/common.sh
+. "$ROOT/dev/lib/common.sh"
+# shellcheck source=dev/lib/postgres.sh
+. "$ROOT/dev/lib/postgres.sh"
+# shellcheck source=dev/lib/kafka.sh
+. "$ROOT/dev/lib/kafka.sh"
+# shellcheck source=dev/lib/rabbitmq.sh
+. "$ROOT/dev/lib/rabbitmq.sh"
+# shellcheck source=dev/lib/services.sh
+. "$ROOT/dev/lib/services.sh"
+
+status_line() { printf '%-10s %-9s %-8s %s\n' "$@"; }
+
+env_line() { printf "export %s='%s'\n" "$1" "${2//\'/\'\\\'\'}"; }
+
+write_env() {
+	{
+		echo "# Written by dev/stack.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ). Load it with: . .stack/env"
+		env_line DATABASE_URL_ORDERS "$DATABASE_URL_ORDERS_V"
+		env_line DATABASE_URL_PAYMENTS "$DATABASE_URL_PAYMENTS_V"
+		env_line TEST_DATABASE_URL "$TEST_DATABASE_URL_V"
+		env_line KAFKA_BROKERS "$KAFKA_BROKERS_V"
+		env_line AMQP_URL "$AMQP_URL_V"
+		env_line GATEWAY_URL "http://127.0.0.1:$GATEWAY_PORT"
+		env_line ORDERS_URL "http://127.0.0.1:$ORDERS_PORT"
+		env_line PAYMENTS_URL "http://127.0.0.1:$PAYMENTS_PORT"
+		env_line FRONTEND_URL "http://127.0.0.1:$FRONTEND_PORT"
+	} >"$ENV_FILE.tmp"
+	mv -f "$ENV_FILE.tmp" "$ENV_FILE"
+}
+
+# infra_up WITH_RABBITMQ — PostgreSQL, Kafka, optionally RabbitMQ; then .stack/env.
+infra_up() {
+	mkdir -p "$LOGS" "$PIDS"
+	postgres_up
+	# Kafka and RabbitMQ boot side by side; each reports its own start-up time.
+	kafka_start
+	if [[ $1 == 1 ]]; then rabbitmq_start; else rabbitmq_url; fi
+	kafka_wait
+	rabbitmq_wait
+	write_env
+}
+
+stop_component() {
+	case $1 in
+	postgres) postgres_down ;;
+	kafka) kafka_down ;;
+	rabbitmq) rabbitmq_down ;;
+	nginx) nginx_down ;;
+	*) service_down "$1" ;;
+	esac
+}
+
+# Processes still running from our private directories (by executable, so that a `tail` or an
+# editor looking at .stack/logs is never counted).
+leftovers() {
+	local dir pid comm
+	for dir in /proc/[0-9]*; do
+		pid=${dir#/proc/}
+		comm=$(cat "$dir/comm" 2>/dev/null) || continue
+		case $comm in
+		postgres | java | beam.smp | nginx | erl_child_setup) alive "$pid" && proc_mentions "$pid" "$STACK/" && echo "$pid" ;;
+		esac
+	done
+	local name
+	for name in "${SERVICES[@]}"; do service_pid "$name" || true; done
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd_up() {
+	local t rabbit=0
+	t=$(clock)
+	[[ ${BROKER:-kafka} == rabbitmq || ${STACK_RABBITMQ:-0} == 1 ]] && rabbit=1
+	infra_up "$rabbit"
+	services_up
+	nginx_up
+	log "stack up in $(since "$t")s (broker: ${BROKER:-kafka})"
+	log "  gateway  http://127.0.0.1:$GATEWAY_PORT  (Swagger UI: /swagger/index.html)"
+	[[ -f $FRONTEND_TEMPLATE ]] && log "  frontend http://127.0.0.1:$FRONTEND_PORT"
+	log "  environment: . .stack/env"
+}
+
+cmd_infra() {
+	local t
+	t=$(clock)
+	infra_up "${STACK_RABBITMQ:-1}"
+	log "infrastructure up in $(since "$t")s; environment: . .stack/env"
+}
+
+cmd_down() {
+	local t pids pid
+	t=$(clock)
+	mkdir -p "$LOGS" "$PIDS"
+	nginx_down
+	service_down gateway
+	service_down payments
+	service_down orders
+	rabbitmq_down
+	kafka_down
+	postgres_down
+	pids=$(leftovers | sort -u)
+	if [[ -n $pids ]]; then
+		warn "still running after the ordered stop:"
+		# shellcheck disable=SC2086
+		ps -o pid=,user=,args= -p ${pids//$'\n'/,} >&2 || true
+		for pid in $pids; do stop_pid "leftover $pid" "$pid" 10; done
+		pids=$(leftovers | sort -u)
+		[[ -z $pids ]] || die "processes of ours survived: $pids"
+	fi
+	log "stack down in $(since "$t")s; nothing of ours is running"
+}
+
+cmd_status() {
+	status_line COMPONENT STATE PID ADDRESS
+	postgres_status
+	kafka_status
+	rabbitmq_status
+	local name
+	for name in "${SERVICES[@]}"; do service_status "$name"; done
+	nginx_status
+	[[ -f $ENV_FILE ]] && echo "environment: $ENV_FILE"
+	return 0
+}
+
+cmd_logs() {
+	local files=() name
+	for name in postgres kafka rabbitmq orders payments gateway nginx; do
+		[[ -e $LOGS/$name.log ]] && files+=("$LOGS/$name.log")
+	done
+	((${#files[@]})) || die "no logs yet in $LOGS (run: make up)"
+	exec tail -n "${STACK_LOG_LINES:-20}" -F "${files[@]}"
+}
+
+cmd_clean() {
+	cmd_down
+	rm -rf "$STACK"
+	log "removed $STACK (databases, topics, queues, logs)"
+}
+
+cmd_install() {
+	local t pkgs missing=() p
+	t=$(clock)
+	pkgs=(postgresql-15 rabbitmq-server nginx chromium libcurl4-openssl-dev cmake uuid-runtime
+		docker-compose gettext-base curl jq maven)
+	java_ok || pkgs+=(openjdk-17-jre-headless)       # Kafka 4 needs Java 17+
+	command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm) # browser tests
+	command -v c++ >/dev/null 2>&1 || pkgs+=(build-essential) # librdkafka's cmake build
+	command -v ss >/dev/null 2>&1 || pkgs+=(iproute2)
+	command -v pgrep >/dev/null 2>&1 || pkgs+=(procps)
+	for p in "${pkgs[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	if ((${#missing[@]})); then
+		log "installing: ${missing[*]}"
+		as_root apt-get update -q
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+	else
+		log "apt packages: all ${#pkgs[@]} present"
+	fi
+	mkdir -p "$LOGS"
+	kafka_libs
+	log "prerequisites ready in $(since "$t")s"
+}
+
+# Stop, in reverse order, what this `test` run started; keep the exit code.
+test_cleanup() {
+	local rc=$? i
+	set +e
+	trap - EXIT INT TERM
+	if ((${#STARTED[@]})); then
+		log "stopping what this test run started: ${STARTED[*]}"
+		for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do stop_component "${STARTED[$i]}"; done
+	fi
+	exit "$rc"
+}
+
+cmd_test() {
+	trap test_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	local t_all t extra=() rc_cargo=0 rc_ui=0 ui=skipped
+	t_all=$(clock)
+	infra_up 1 # the contract tests run against both brokers
+	services_up
+	nginx_up
+	# shellcheck source=/dev/null
+	. "$ENV_FILE"
+	read -r -a extra <<<"${STACK_TEST_ARGS:-}" || true
+	log "stack ready in $(since "$t_all")s; cargo test --workspace ${extra[*]}"
+	t=$(clock)
+	(cd "$ROOT" && cargo test --workspace "${extra[@]}") || rc_cargo=$?
+	local d_cargo
+	d_cargo=$(since "$t")
+	if [[ -f $ROOT/frontend/package.json ]]; then
+		log "browser tests: npm ci && npm test (frontend/)"
+		t=$(clock)
+		(cd "$ROOT/frontend" && npm ci --no-audit --no-fund && npm test) || rc_ui=$?
+		ui="$( ((rc_ui == 0)) && echo passed || echo "FAILED (exit $rc_ui)") in $(since "$t")s"
+	else
+		warn "frontend/package.json not found: browser tests skipped"
+	fi
+	log "cargo test: $( ((rc_cargo == 0)) && echo passed || echo "FAILED (exit $rc_cargo)") in ${d_cargo}s"
+	log "browser tests: $ui"
+	log "test total: $(since "$t_all")s"
+	((rc_cargo == 0 && rc_ui == 0))
+}
+
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+
+main() {
+	local cmd=${1:-help}
+	case $cmd in
+	up) cmd_up ;;
+	down) cmd_down ;;
+	status) cmd_status ;;
+	logs) cmd_logs ;;
+	test) cmd_test ;;
+	infra) cmd_infra ;;
+	install) cmd_install ;;
+	clean) cmd_clean ;;
+	help | -h | --help) usage ;;
+	*)
+		usage >&2
+		exit 2
+		;;
+	esac
+}
+
+main "$@"

@@ -8,7 +8,8 @@
 #            tests of frontend/; then stops what it started. Extra cargo args: STACK_TEST_ARGS
 #   down     stops everything of ours in reverse order and checks that nothing is left
 #   status   what runs, where      logs     tail -F every log      clean    down + rm -rf .stack
-#   install  apt packages and the Kafka jars this needs (apt-get update only when something is missing)
+#   install  apt packages and the Kafka jars this needs (apt-get update only when something is
+#            missing); up, infra and test do it too (quietly; STACK_NO_INSTALL=1 skips it)
 #
 # State lives in .stack/ (pg, kafka, rabbitmq, nginx, logs/<component>.log, pids/, env, state);
 # Kafka's jars in dev/.cache/kafka-libs. `.stack/env` holds the URLs actually chosen: source it.
@@ -70,6 +71,7 @@ write_env() {
 # infra_up WITH_RABBITMQ — PostgreSQL, Kafka, optionally RabbitMQ; then .stack/env.
 infra_up() {
 	mkdir -p "$LOGS" "$PIDS"
+	[[ ${STACK_NO_INSTALL:-0} == 1 ]] || install_prereqs quiet
 	postgres_up
 	# Kafka and RabbitMQ boot side by side; each reports its own start-up time.
 	kafka_start
@@ -176,9 +178,10 @@ cmd_clean() {
 	log "removed $STACK (databases, topics, queues, logs)"
 }
 
-cmd_install() {
-	local t pkgs missing=() p
-	t=$(clock)
+# install_prereqs [quiet] — apt packages (apt-get update only when one is missing) and the Kafka
+# jars. `up`, `infra` and `test` run it quietly, so two commands suffice on a fresh machine.
+install_prereqs() {
+	local quiet=${1:-} pkgs missing=() p
 	pkgs=(postgresql-15 rabbitmq-server nginx chromium libcurl4-openssl-dev cmake uuid-runtime
 		docker-compose gettext-base curl jq maven)
 	java_ok || pkgs+=(openjdk-17-jre-headless)       # Kafka 4 needs Java 17+
@@ -193,11 +196,17 @@ cmd_install() {
 		log "installing: ${missing[*]}"
 		as_root apt-get update -q
 		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-	else
+	elif [[ -z $quiet ]]; then
 		log "apt packages: all ${#pkgs[@]} present"
 	fi
 	mkdir -p "$LOGS"
 	kafka_libs
+}
+
+cmd_install() {
+	local t
+	t=$(clock)
+	install_prereqs
 	log "prerequisites ready in $(since "$t")s"
 }
 

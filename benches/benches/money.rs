@@ -34,7 +34,9 @@ fn json_roundtrip(c: &mut Criterion) {
     g.bench_function("money_exact", |b| {
         b.iter(|| {
             let v: serde_json::Value = serde_json::from_str(black_box(body)).unwrap_or_default();
-            let m = v["amount"].as_number().and_then(|n| Money::try_from(n).ok());
+            let m = v["amount"]
+                .as_number()
+                .and_then(|n| Money::try_from(n).ok());
             black_box(m.map(|m| m.to_string()))
         })
     });

@@ -19,6 +19,12 @@ fail() {
 	shift 2
 	printf '[stack] ERROR: %s: %s\n' "$name" "$*" >&2
 	if [[ -n $logfile && -s $logfile ]]; then
+		# A long backtrace can push the cause out of the tail: show the first error lines too.
+		local errors
+		errors=$(grep -m 5 -E '^Error|panicked at|"level":"ERROR"|\] (ERROR|FATAL) |\[error\]|FATAL' "$logfile" || true)
+		if [[ -n $errors ]]; then
+			printf -- '----- first error lines of %s -----\n%s\n' "$logfile" "$errors" >&2
+		fi
 		printf -- '----- last %s lines of %s -----\n' "$TAIL_LINES" "$logfile" >&2
 		tail -n "$TAIL_LINES" "$logfile" >&2
 		printf -- '----- end of %s -----\n' "$logfile" >&2
@@ -50,6 +56,8 @@ port_in_use() {
 
 # pick_port NAME PREFERRED FALLBACK_FIRST EXPLICIT — PREFERRED when free; otherwise the first free
 # port of FALLBACK_FIRST..+99, unless the caller set the port explicitly (EXPLICIT=1): then fail.
+# Fallbacks stay below the ephemeral range (32768-60999): a client retrying a port in that range
+# can connect to itself and hold the port (TCP self-connect; seen with Kafka's controller port).
 pick_port() {
 	local name=$1 preferred=$2 first=$3 explicit=${4:-0} p
 	if ! port_in_use "$preferred"; then

@@ -159,8 +159,8 @@ kafka_start() {
 	fi
 	java_ok || die "kafka: Java 17+ not found (run: dev/stack.sh install)"
 	kafka_libs
-	port=$(pick_port kafka "${KAFKA_PORT:-9092}" 59092 "${KAFKA_PORT:+1}") || exit 1
-	cport=$(pick_port kafka-controller "${KAFKA_CONTROLLER_PORT:-9093}" 59192 "${KAFKA_CONTROLLER_PORT:+1}") || exit 1
+	port=$(pick_port kafka "${KAFKA_PORT:-9092}" 19092 "${KAFKA_PORT:+1}") || exit 1
+	cport=$(pick_port kafka-controller "${KAFKA_CONTROLLER_PORT:-9093}" 19192 "${KAFKA_CONTROLLER_PORT:+1}") || exit 1
 	[[ $port != "$cport" ]] || die "kafka: broker and controller ports are both $port"
 	kafka_write_config "$port" "$cport"
 	kafka_format "$port" "$cport"

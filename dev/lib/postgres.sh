@@ -90,7 +90,7 @@ postgres_up() {
 		log "postgres already running (pid $pid, 127.0.0.1:$port)"
 	else
 		postgres_init
-		port=$(pick_port postgres "${PG_PORT:-5432}" 55432 "${PG_PORT:+1}") || exit 1
+		port=$(pick_port postgres "${PG_PORT:-5432}" 15432 "${PG_PORT:+1}") || exit 1
 		rotate_log postgres
 		[[ $EUID -eq 0 ]] && chown postgres:postgres "$LOGS/postgres.log"
 		t=$(clock)

@@ -89,11 +89,11 @@ rabbitmq_start() {
 		return 0
 	fi
 	[[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || die "rabbitmq: rabbitmq-server not installed (run: dev/stack.sh install)"
-	port=$(pick_port rabbitmq "${RABBITMQ_PORT:-5672}" 55672 "${RABBITMQ_PORT:+1}") || exit 1
-	# Erlang distribution port: AMQP port + 20000 by default, which must exist and be free.
+	port=$(pick_port rabbitmq "${RABBITMQ_PORT:-5672}" 15872 "${RABBITMQ_PORT:+1}") || exit 1
+	# Erlang distribution port: AMQP port + 20000 by default; kept free and below the ephemeral range.
 	dist=$((port + 20000))
-	if ((dist > 65535)) || port_in_use "$dist"; then
-		dist=$(pick_port rabbitmq-dist 25672 55772 0) || exit 1
+	if ((dist >= 32768)) || port_in_use "$dist"; then
+		dist=$(pick_port rabbitmq-dist 25672 25772 0) || exit 1
 	fi
 	if epmd -names 2>/dev/null | grep -q "^name ${RMQ_NODENAME%@*} "; then
 		die "rabbitmq: a node named $RMQ_NODENAME runs already (not ours); set STACK_RABBITMQ_NODENAME or AMQP_URL"
@@ -111,8 +111,8 @@ EOF
 	ln -sfn "$RMQ_LOG" "$LOGS/rabbitmq.log"
 	rm -f "$RMQ_PIDFILE"
 
-	# epmd outlives the node: remember whether it is ours to stop later.
-	RMQ_EPMD_BEFORE=$(pgrep -x epmd || true)
+	# epmd outlives the node: remember whether it is ours to stop later (even if we fail early).
+	if epmd_pid >/dev/null; then rm -f "$PIDS/epmd.ours"; else touch "$PIDS/epmd.ours"; fi
 	RMQ_T0=$(clock)
 	RMQ_PORT=$port RMQ_DIST_PORT=$dist rmq rabbitmq-server -detached \
 		</dev/null >"$LOGS/rabbitmq-startup.log" 2>&1 ||
@@ -130,25 +130,36 @@ rabbitmq_wait() {
 	wait_for rabbitmq "$RMQ_TIMEOUT" "pidfile:$RMQ_PIDFILE" "$RMQ_LOG" rabbitmq_ready "$port"
 	pid=$(rabbitmq_pid) || fail rabbitmq "$RMQ_LOG" "no beam process behind $RMQ_PIDFILE"
 	log "rabbitmq ready in $(since "$RMQ_T0")s (pid $pid, 127.0.0.1:$port)"
-	if [[ -z $RMQ_EPMD_BEFORE ]]; then
-		pgrep -x epmd | head -n1 >"$PIDS/epmd.pid" || true
-	fi
 	RMQ_PENDING=0
 }
 
-# Stop the epmd that our node started, once no node is registered with it any more.
-epmd_down() {
+# The live epmd of this machine (pgrep also lists zombies, which must not count).
+epmd_pid() {
 	local pid
-	pid=$(running_pid "$PIDS/epmd.pid" epmd) || {
-		rm -f "$PIDS/epmd.pid"
+	for pid in $(pgrep -x epmd || true); do
+		if alive "$pid"; then
+			echo "$pid"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# Stop the epmd that our node started (none ran before it), once no node is registered with it.
+epmd_down() {
+	[[ -f $PIDS/epmd.ours ]] || return 0
+	local pid
+	pid=$(epmd_pid) || true
+	if [[ -z $pid ]]; then
+		rm -f "$PIDS/epmd.ours"
 		return 0
-	}
+	fi
 	if epmd -names 2>/dev/null | grep -q '^name '; then
 		warn "epmd (pid $pid) still has registered nodes: left running"
 		return 0
 	fi
 	stop_pid epmd "$pid" 5
-	rm -f "$PIDS/epmd.pid"
+	rm -f "$PIDS/epmd.ours"
 }
 
 rabbitmq_down() {

@@ -33,6 +33,8 @@ service_pid() { running_pid "$PIDS/$1.pid" "$BIN_DIR/$1"; }
 service_env() {
 	local name=$1
 	printf '%s\n' "HTTP_HOST=$SERVICE_HOST" "HTTP_PORT=$(service_port "$name")" "RUST_LOG=${RUST_LOG:-info}"
+	# Panics keep RUST_BACKTRACE; an error returned from main stays one readable line.
+	printf '%s\n' "RUST_LIB_BACKTRACE=${RUST_LIB_BACKTRACE:-0}"
 	case $name in
 	orders | payments)
 		if [[ $name == orders ]]; then

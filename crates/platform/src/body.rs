@@ -127,11 +127,17 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let id = "6f4b0a0b-5a82-4d3a-8e9d-2f04135fbb38";
-        assert!(err(&format!(r#"{{"user_id":"{id}","amount":1.234}}"#)).starts_with("amount: must have at most 2 decimal places"));
+        assert!(
+            err(&format!(r#"{{"user_id":"{id}","amount":1.234}}"#))
+                .starts_with("amount: must have at most 2 decimal places")
+        );
         assert!(err(&format!(r#"{{"user_id":"{id}","amount":"10"}}"#)).starts_with("amount: "));
         assert!(err(r#"{"user_id":"nope","amount":1}"#).starts_with("user_id: "));
         assert!(err(&format!(r#"{{"user_id":"{id}"}}"#)).contains("missing field `amount`"));
-        assert!(err(&format!(r#"{{"user_id":"{id}","amount":1,"balance":-1}}"#)).starts_with("balance: must not be negative"));
+        assert!(
+            err(&format!(r#"{{"user_id":"{id}","amount":1,"balance":-1}}"#))
+                .starts_with("balance: must not be negative")
+        );
     }
 
     #[test]
@@ -140,12 +146,17 @@ mod tests {
         assert!(err("").contains("empty"));
         assert_eq!(err("[1]"), "request body must be a JSON object");
         let id = "6f4b0a0b-5a82-4d3a-8e9d-2f04135fbb38";
-        assert!(err(&format!(r#"{{"user_id":"{id}","amount":1}} trailing"#)).starts_with("malformed JSON"));
+        assert!(
+            err(&format!(r#"{{"user_id":"{id}","amount":1}} trailing"#))
+                .starts_with("malformed JSON")
+        );
     }
 
     #[test]
     fn valid_body_parses_exactly() {
-        let r: Req = parse_json(br#"{"user_id":"6f4b0a0b-5a82-4d3a-8e9d-2f04135fbb38","amount":199.99}"#).unwrap();
+        let r: Req =
+            parse_json(br#"{"user_id":"6f4b0a0b-5a82-4d3a-8e9d-2f04135fbb38","amount":199.99}"#)
+                .unwrap();
         assert_eq!(r.amount.minor(), 19_999);
         assert!(r.balance.is_none());
     }

@@ -218,7 +218,10 @@ fn framework_message(status: StatusCode, raw: &str) -> String {
         StatusCode::METHOD_NOT_ALLOWED => "method not allowed for this resource".into(),
         StatusCode::PAYLOAD_TOO_LARGE => "request body is larger than 64 KiB".into(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "request body must be application/json".into(),
-        _ => raw.replace("failed to parse ", "invalid ").trim().to_owned(),
+        _ => raw
+            .replace("failed to parse ", "invalid ")
+            .trim()
+            .to_owned(),
     }
 }
 
@@ -265,14 +268,20 @@ mod tests {
     #[test]
     fn parameter_messages_name_the_field_not_the_type() {
         assert_eq!(
-            param_message("user_id", "failed to parse \"string_uuid\": user_id must be a UUID"),
+            param_message(
+                "user_id",
+                "failed to parse \"string_uuid\": user_id must be a UUID"
+            ),
             "user_id must be a UUID"
         );
         assert_eq!(
             param_message("user_id", "Type \"string_uuid\" expects an input value."),
             "user_id is required"
         );
-        assert_eq!(param_message("limit", "invalid digit"), "limit: invalid digit");
+        assert_eq!(
+            param_message("limit", "invalid digit"),
+            "limit: invalid digit"
+        );
     }
 
     #[test]

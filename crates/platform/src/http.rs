@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use poem::http::{Method, StatusCode};
+use poem::error::ReadBodyError;
+use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::listener::TcpAcceptor;
 use poem::{Body, Endpoint, EndpointExt, IntoEndpoint, Request, Response, Server};
 use poem_openapi::OpenApi;
@@ -30,17 +31,26 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
         .header("content-length")
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-        return Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
+        return Err(too_large());
     }
     if declared.is_none() && req.method() != Method::GET && req.method() != Method::HEAD {
-        let bytes = req
-            .take_body()
-            .into_bytes_limit(MAX_BODY_BYTES)
-            .await
-            .map_err(poem::Error::from)?;
+        let bytes = match req.take_body().into_bytes_limit(MAX_BODY_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(ReadBodyError::PayloadTooLarge) => return Err(too_large()),
+            Err(e) => return Err(e.into()),
+        };
         req.set_body(Body::from(bytes));
     }
     next.call(req).await.map(poem::IntoResponse::into_response)
+}
+
+/// The enveloped 413, telling the client to drop the connection: the unread rest of the body is
+/// still in flight on it, so a keep-alive client reusing it would see its next request fail.
+fn too_large() -> poem::Error {
+    let mut resp = envelope_response(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    poem::Error::from_response(resp)
 }
 
 /// Applies the body limit and the error envelope to an application.
@@ -125,6 +135,7 @@ mod tests {
             .send()
             .await;
         resp.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
+        resp.assert_header("connection", "close");
         resp.assert_json(serde_json::json!({"error": {"code": "PAYLOAD_TOO_LARGE", "message": "request body is larger than 64 KiB"}})).await;
     }
 

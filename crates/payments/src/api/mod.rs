@@ -10,8 +10,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 use sqlx::PgPool;
 
-use platform::money::PositiveMoney;
 use platform::body::JsonBody;
+use platform::money::PositiveMoney;
 use platform::{ApiError, Money, UserId};
 
 use crate::store::{self, CreateError, TopUpError};

@@ -7,13 +7,41 @@
 
 use std::sync::Arc;
 
-use poem::Endpoint;
+use platform::health::{DatabaseProbe, HealthApi};
+use poem::{Endpoint, Route};
+use poem_openapi::{OpenApi, OpenApiService};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::MessageBus;
+use crate::connect::BusProbe;
 use crate::consumer::Consumer;
 use crate::outbox::{OutboxRelay, RelaySettings};
+
+/// Applies `migrator` to the database at `url` and returns; `<service> migrate` runs this as a
+/// one-shot job (compose), so start-up never races another instance's migration.
+pub async fn migrate(url: &str, migrator: &sqlx::migrate::Migrator) -> anyhow::Result<()> {
+    let pool = platform::db::connect(url, 2).await?;
+    migrator.run(&pool).await?;
+    pool.close().await;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// The HTTP application of a service: its API, `/health` (database and broker must answer) and
+/// the service's own `/openapi.json`, with the body limit and error envelope applied.
+pub fn app<T: OpenApi + 'static>(
+    api: T,
+    title: &str,
+    version: &str,
+    pool: PgPool,
+    bus: Arc<dyn MessageBus>,
+) -> impl Endpoint + use<T> {
+    let health = HealthApi::new(vec![Arc::new(DatabaseProbe(pool)), Arc::new(BusProbe(bus))]);
+    let api = OpenApiService::new((api, health), title, version);
+    let spec = api.spec_endpoint();
+    platform::http::finish(Route::new().at("/openapi.json", spec).nest("/", api))
+}
 
 /// The parts of a service that [`run`] drives.
 pub struct Service<E> {

@@ -1,13 +1,13 @@
 //! The orders process: `orders` serves; `orders migrate` applies migrations and exits.
 
-use orders::config::Settings;
+use orders::config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     platform::telemetry::init("orders");
-    let settings = Settings::from_env()?;
+    let settings = config::from_env()?;
     if std::env::args().nth(1).as_deref() == Some("migrate") {
-        return orders::startup::migrate(&settings).await;
+        return orders::startup::migrate(&settings.database_url).await;
     }
     let bus = bus::connect::from_env("orders")?;
     let listener = platform::http::bind(&settings.http_host, settings.http_port).await?;

@@ -3,13 +3,8 @@
 use std::sync::Arc;
 
 use bus::MessageBus;
-use bus::connect::BusProbe;
 use bus::consumer::{Consumer, dlq_topic};
 use bus::service::Service;
-use platform::health::{DatabaseProbe, HealthApi};
-use poem::{Endpoint, Route};
-use poem_openapi::OpenApiService;
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::OrdersApi;
@@ -17,26 +12,8 @@ use crate::config::Settings;
 use crate::workers::PaymentResultHandler;
 
 /// Applies the migrations and returns; used by `orders migrate` (compose runs it as a job).
-pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let pool = platform::db::connect(&settings.database_url, 2).await?;
-    crate::MIGRATOR.run(&pool).await?;
-    tracing::info!("orders migrations applied");
-    Ok(())
-}
-
-/// The HTTP application: the orders API, `/health`, and the service's own `/openapi.json`.
-pub fn app(pool: PgPool, bus: Arc<dyn MessageBus>, requests_topic: String) -> impl Endpoint {
-    let health = HealthApi::new(vec![
-        Arc::new(DatabaseProbe(pool.clone())),
-        Arc::new(BusProbe(bus)),
-    ]);
-    let api = OpenApiService::new(
-        (OrdersApi::new(pool, requests_topic), health),
-        "Orders service",
-        env!("CARGO_PKG_VERSION"),
-    );
-    let spec = api.spec_endpoint();
-    platform::http::finish(Route::new().at("/openapi.json", spec).nest("/", api))
+pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    bus::service::migrate(database_url, &crate::MIGRATOR).await
 }
 
 /// Runs the service until `shutdown`: serves HTTP on `listener`, relays the outbox and consumes
@@ -65,7 +42,13 @@ pub async fn run(
             settings.consumer_group,
             handler,
         ),
-        app: app(pool, bus, settings.requests_topic),
+        app: bus::service::app(
+            OrdersApi::new(pool.clone(), settings.requests_topic),
+            "Orders service",
+            env!("CARGO_PKG_VERSION"),
+            pool,
+            bus,
+        ),
     };
     bus::service::run(service, listener, shutdown).await
 }

@@ -3,13 +3,8 @@
 use std::sync::Arc;
 
 use bus::MessageBus;
-use bus::connect::BusProbe;
 use bus::consumer::{Consumer, dlq_topic};
 use bus::service::Service;
-use platform::health::{DatabaseProbe, HealthApi};
-use poem::{Endpoint, Route};
-use poem_openapi::OpenApiService;
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::AccountsApi;
@@ -17,26 +12,8 @@ use crate::config::Settings;
 use crate::workers::PaymentRequestHandler;
 
 /// Applies the migrations and returns; used by `payments migrate` (compose runs it as a job).
-pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let pool = platform::db::connect(&settings.database_url, 2).await?;
-    crate::MIGRATOR.run(&pool).await?;
-    tracing::info!("payments migrations applied");
-    Ok(())
-}
-
-/// The HTTP application: the accounts API, `/health`, and the service's own `/openapi.json`.
-pub fn app(pool: PgPool, bus: Arc<dyn MessageBus>) -> impl Endpoint {
-    let health = HealthApi::new(vec![
-        Arc::new(DatabaseProbe(pool.clone())),
-        Arc::new(BusProbe(bus)),
-    ]);
-    let api = OpenApiService::new(
-        (AccountsApi::new(pool), health),
-        "Payments service",
-        env!("CARGO_PKG_VERSION"),
-    );
-    let spec = api.spec_endpoint();
-    platform::http::finish(Route::new().at("/openapi.json", spec).nest("/", api))
+pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    bus::service::migrate(database_url, &crate::MIGRATOR).await
 }
 
 /// Runs the service until `shutdown`: serves HTTP on `listener`, consumes payment requests and
@@ -68,7 +45,13 @@ pub async fn run(
             settings.consumer_group,
             handler,
         ),
-        app: app(pool, bus),
+        app: bus::service::app(
+            AccountsApi::new(pool.clone()),
+            "Payments service",
+            env!("CARGO_PKG_VERSION"),
+            pool,
+            bus,
+        ),
     };
     bus::service::run(service, listener, shutdown).await
 }

@@ -32,6 +32,48 @@ pub fn string_or(name: &str, default: &str) -> String {
     parse_or(name, std::env::var(name).ok(), default.to_owned()).unwrap_or_else(|_| default.into())
 }
 
+/// Settings of an event-driven service (orders, payments): HTTP, its database, its topics.
+///
+/// Both services read the same variables with the same meaning (README, Configuration), so the
+/// parsing lives here once; only the defaults differ per service.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Interface to listen on (`HTTP_HOST`).
+    pub http_host: String,
+    /// Port to listen on (`HTTP_PORT`).
+    pub http_port: u16,
+    /// The service's own database (`DATABASE_URL`).
+    pub database_url: String,
+    /// Pool size (`DATABASE_MAX_CONNECTIONS`).
+    pub database_max_connections: u32,
+    /// Payment requests: orders publishes, payments consumes (`PAYMENT_REQUESTS_TOPIC`).
+    pub requests_topic: String,
+    /// Payment results: payments publishes, orders consumes (`PAYMENT_RESULTS_TOPIC`).
+    pub results_topic: String,
+    /// Consumer group shared by the instances of one service (`<SERVICE>_CONSUMER_GROUP`).
+    pub consumer_group: String,
+}
+
+impl ServiceSettings {
+    /// Reads the environment of service `name` (`orders`, `payments`): defaults are port
+    /// `default_port`, database `name` on the local server, consumer group `name`.
+    pub fn from_env(name: &str, default_port: u16) -> Result<Self, ConfigError> {
+        let group_var = format!("{}_CONSUMER_GROUP", name.to_ascii_uppercase());
+        Ok(ServiceSettings {
+            http_host: string_or("HTTP_HOST", "0.0.0.0"),
+            http_port: var_or("HTTP_PORT", default_port)?,
+            database_url: string_or(
+                "DATABASE_URL",
+                &format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            ),
+            database_max_connections: var_or("DATABASE_MAX_CONNECTIONS", 20)?,
+            requests_topic: string_or("PAYMENT_REQUESTS_TOPIC", "payment.requests"),
+            results_topic: string_or("PAYMENT_RESULTS_TOPIC", "payment.results"),
+            consumer_group: string_or(&group_var, name),
+        })
+    }
+}
+
 /// The pure half of [`var_or`], separate so it is testable without touching the environment.
 fn parse_or<T>(name: &str, raw: Option<String>, default: T) -> Result<T, ConfigError>
 where

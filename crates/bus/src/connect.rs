@@ -53,17 +53,17 @@ impl HealthProbe for BusProbe {
     }
 }
 
-/// Creates `topics`, retrying while the broker is still starting (up to a minute).
+/// Creates `topics`, retrying while the broker is still starting (up to a minute). The caller
+/// races this against its stop signal: a broker that never comes up must not make SIGTERM wait.
 pub async fn ensure_topics_with_retry(
     bus: &dyn MessageBus,
     topics: &[String],
-    shutdown: &tokio_util::sync::CancellationToken,
 ) -> Result<(), BusError> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         match bus.ensure_topics(topics).await {
             Ok(()) => return Ok(()),
-            Err(e) if tokio::time::Instant::now() < deadline && !shutdown.is_cancelled() => {
+            Err(e) if tokio::time::Instant::now() < deadline => {
                 tracing::warn!(error = %e, "broker not ready, retrying topic creation");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }

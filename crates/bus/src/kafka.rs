@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -22,6 +23,8 @@ use crate::{BusError, MessageBus, Subscription};
 
 /// How long a publish may wait for the broker before the relay retries it later.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a transient consumer error, so a persistent one does not spin.
+const TRANSIENT_PAUSE: Duration = Duration::from_millis(200);
 /// Bound on blocking metadata and commit calls.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -103,7 +106,9 @@ impl MessageBus for KafkaBus {
                 )
             })
             .collect();
-        let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+        let opts = AdminOptions::new()
+            .operation_timeout(Some(ADMIN_TIMEOUT))
+            .request_timeout(Some(ADMIN_TIMEOUT));
         for result in admin.create_topics(&new, &opts).await? {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -198,8 +203,19 @@ fn to_delivery(msg: &BorrowedMessage<'_>) -> Delivery {
 #[async_trait]
 impl Subscription for KafkaSubscription {
     async fn next(&mut self) -> Result<Delivery, BusError> {
-        let msg = self.consumer.recv().await?;
-        Ok(to_delivery(&msg))
+        loop {
+            match self.consumer.recv().await {
+                Ok(msg) => return Ok(to_delivery(&msg)),
+                // Errors librdkafka puts in the consumer queue are informational (a topic created
+                // a moment ago not yet in the metadata, a broker reconnecting); it keeps
+                // consuming, so waiting for the next message goes on too.
+                Err(KafkaError::MessageConsumption(code)) => {
+                    tracing::warn!(error = %code, "transient consumer error");
+                    tokio::time::sleep(TRANSIENT_PAUSE).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {

@@ -57,8 +57,30 @@ pub struct Service<E> {
     pub app: E,
 }
 
+/// Connects to the service's database and migrates it, giving up quietly (`None`) if the stop
+/// signal comes first: a database that is still down must not make SIGTERM wait.
+pub async fn connect_and_migrate(
+    url: &str,
+    max_connections: u32,
+    migrator: &sqlx::migrate::Migrator,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<PgPool>> {
+    let ready = async {
+        let pool = platform::db::connect(url, max_connections).await?;
+        migrator.run(&pool).await?;
+        anyhow::Ok(pool)
+    };
+    tokio::select! {
+        pool = ready => pool.map(Some),
+        _ = shutdown.cancelled() => Ok(None),
+    }
+}
+
 /// Runs `service` until `shutdown` (or until its consumer fails, which also stops it: a service
 /// that cannot consume would leave work stuck while looking healthy).
+///
+/// HTTP is served from the start, so `/health` answers 503 while the broker is unreachable
+/// instead of hanging; relay and consumer start once the topics exist.
 pub async fn run<E: Endpoint + 'static>(
     service: Service<E>,
     listener: tokio::net::TcpListener,
@@ -71,8 +93,53 @@ pub async fn run<E: Endpoint + 'static>(
         consumer,
         app,
     } = service;
-    crate::connect::ensure_topics_with_retry(bus.as_ref(), &topics, &shutdown).await?;
+    tracing::info!(addr = ?listener.local_addr()?, "listening");
+    let server = tokio::spawn(platform::http::serve(listener, app, shutdown.clone()));
 
+    let topics_ready = tokio::select! {
+        ready = crate::connect::ensure_topics_with_retry(bus.as_ref(), &topics) => Some(ready),
+        _ = shutdown.cancelled() => None,
+    };
+    let workers = match topics_ready {
+        Some(Ok(())) => Some(spawn_workers(&pool, &bus, consumer, &shutdown)),
+        Some(Err(e)) => {
+            // Without topics nothing can be relayed or consumed: stop rather than look alive.
+            shutdown.cancel();
+            let _ = server.await;
+            pool.close().await;
+            return Err(e.into());
+        }
+        None => None,
+    };
+
+    let served = server.await?;
+    shutdown.cancel();
+    let consumed = match workers {
+        Some((relay, consumer)) => {
+            relay.await?;
+            consumer.await?
+        }
+        None => Ok(()),
+    };
+    pool.close().await;
+    served?;
+    consumed?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+type WorkerHandles = (
+    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<Result<(), crate::BusError>>,
+);
+
+/// Starts the outbox relay and the consumer; a consumer that ends stops the whole service.
+fn spawn_workers(
+    pool: &PgPool,
+    bus: &Arc<dyn MessageBus>,
+    consumer: Consumer,
+    shutdown: &CancellationToken,
+) -> WorkerHandles {
     let relay = tokio::spawn(
         OutboxRelay::new(pool.clone(), bus.clone(), RelaySettings::default()).run(shutdown.clone()),
     );
@@ -84,15 +151,5 @@ pub async fn run<E: Endpoint + 'static>(
             result
         }
     });
-
-    tracing::info!(addr = ?listener.local_addr()?, "listening");
-    let served = platform::http::serve(listener, app, shutdown.clone()).await;
-    shutdown.cancel();
-    relay.await?;
-    let consumed = consumer.await?;
-    pool.close().await;
-    served?;
-    consumed?;
-    tracing::info!("stopped");
-    Ok(())
+    (relay, consumer)
 }

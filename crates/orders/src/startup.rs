@@ -24,9 +24,16 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let pool =
-        platform::db::connect(&settings.database_url, settings.database_max_connections).await?;
-    crate::MIGRATOR.run(&pool).await?;
+    let Some(pool) = bus::service::connect_and_migrate(
+        &settings.database_url,
+        settings.database_max_connections,
+        &crate::MIGRATOR,
+        &shutdown,
+    )
+    .await?
+    else {
+        return Ok(());
+    };
     let handler = Arc::new(PaymentResultHandler { pool: pool.clone() });
     let service = Service {
         pool: pool.clone(),

@@ -95,6 +95,14 @@ impl Description {
     /// Trims and checks the length; the error is phrased to follow the field name.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let trimmed = raw.trim();
+        // PostgreSQL text cannot hold NUL, and no other control character belongs in a
+        // one-line description shown in tables: refuse them here rather than fail on insert.
+        if trimmed
+            .chars()
+            .any(|c| c.is_control() && c != '\t' && c != '\n' && c != '\r')
+        {
+            return Err("must not contain control characters".into());
+        }
         match trimmed.chars().count() {
             0 => Err("must not be empty".into()),
             n if n > MAX_DESCRIPTION_CHARS => Err(format!(
@@ -183,6 +191,8 @@ mod tests {
         assert!(Description::parse("   ").is_err());
         assert!(Description::parse(&"я".repeat(1000)).is_ok());
         assert!(Description::parse(&"я".repeat(1001)).is_err());
+        assert!(Description::parse("a\u{0}b").is_err());
+        assert!(Description::parse("line one\nline two").is_ok());
     }
 
     #[test]

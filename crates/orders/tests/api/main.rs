@@ -1,0 +1,26 @@
+//! Integration tests of the orders service, run against the real PostgreSQL
+//! (`TEST_DATABASE_URL`) and Kafka (`KAFKA_BROKERS`) the stack started.
+//!
+//! Every test calls [`helpers::spawn_app`], which gives it a fresh database, its own topics and
+//! consumer group, and the whole service (HTTP, outbox relay, result consumer) on port 0; it ends
+//! with [`helpers::TestApp::stop`], which checks that the service shuts down cleanly.
+//!
+//! Topics:
+//! - [`create_order`]: POST /orders, GET /orders/{id}, and the payment request the relay publishes.
+//! - [`read_orders`]: GET /orders?user_id= (order, paging) and GET /orders/{id}, with their 4xx.
+//! - [`validation`]: every way POST /orders can be refused, and that nothing is written then.
+//! - [`payment_results`]: results consumed from the bus settle orders once; poison is
+//!   dead-lettered.
+//! - [`routing`]: health, unknown routes and wrong methods.
+//! - [`lifecycle`]: restart without losing or repeating work; an unreachable broker.
+
+// Tests may unwrap (house style: `unwrap()` only in tests).
+#![allow(clippy::unwrap_used)]
+
+mod create_order;
+mod helpers;
+mod lifecycle;
+mod payment_results;
+mod read_orders;
+mod routing;
+mod validation;

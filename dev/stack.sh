@@ -228,13 +228,14 @@ cmd_test() {
 	trap 'exit 143' TERM
 	local t_all t extra=() rc_cargo=0 rc_ui=0 ui=skipped
 	t_all=$(clock)
-	infra_up 1 # the contract tests run against both brokers
+	infra_up 1 # RabbitMQ too: no test uses it yet, but CI keeps proving it starts (SPEC §4)
 	services_up
 	nginx_up
 	# shellcheck source=/dev/null
 	. "$ENV_FILE"
 	read -r -a extra <<<"${STACK_TEST_ARGS:-}" || true
 	log "stack ready in $(since "$t_all")s; cargo test --workspace ${extra[*]}"
+	log "  against TEST_DATABASE_URL=$TEST_DATABASE_URL KAFKA_BROKERS=$KAFKA_BROKERS GATEWAY_URL=$GATEWAY_URL"
 	t=$(clock)
 	(cd "$ROOT" && cargo test --workspace "${extra[@]}") || rc_cargo=$?
 	local d_cargo

@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 use chrono::Utc;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use servicetest::{body_json, next_delivery, number_text};
 use uuid::Uuid;
 
-use crate::helpers::{body_json, next_delivery, number_text, spawn_app, utc};
+use crate::helpers::{spawn_app, utc};
 
 /// A valid order is created: the answer is 201 with exactly `{order_id, status: "NEW"}`, and
 /// GET /orders/{id} shows the whole order — amount as the JSON number 199.99, the description
@@ -116,7 +117,7 @@ async fn new_order_payment_request_is_published_keyed_by_user() {
     // Assert: marked published only now that the broker has it.
     testkit::eventually(
         "the outbox row marked published",
-        crate::helpers::WAIT,
+        servicetest::WAIT,
         || async {
             let pending: i64 =
                 sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")

@@ -5,6 +5,9 @@
 //! consumer group, and the whole service (HTTP, outbox relay, result consumer) on port 0; it ends
 //! with [`helpers::TestApp::stop`], which checks that the service shuts down cleanly.
 //!
+//! Helpers: [`servicetest`] (running the service, HTTP, the bus, the validation-matrix runner,
+//! shared with the payments tests) and [`helpers`] (the orders steps on top).
+//!
 //! Topics:
 //! - [`create_order`]: POST /orders, GET /orders/{id}, and the payment request the relay publishes.
 //! - [`read_orders`]: GET /orders?user_id= (order, paging) and GET /orders/{id}, with their 4xx.

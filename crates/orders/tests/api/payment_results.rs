@@ -7,9 +7,10 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use servicetest::next_delivery;
 use uuid::Uuid;
 
-use crate::helpers::{next_delivery, spawn_app, utc};
+use crate::helpers::{spawn_app, utc};
 
 /// A FINISHED result moves its order to FINISHED. A later failure result for the same order (a
 /// replay that disagrees) changes nothing, not even `updated_at`; INSUFFICIENT_FUNDS and

@@ -2,9 +2,10 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use servicetest::{assert_error, body_json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, assert_error, body_json, spawn_app};
+use crate::helpers::{TestApp, spawn_app};
 
 /// The ids of `GET path`'s list, in the order answered.
 async fn listed_ids(app: &TestApp, path: &str) -> Vec<Uuid> {

@@ -2,9 +2,10 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use servicetest::{assert_error, body_json};
 use uuid::Uuid;
 
-use crate::helpers::{assert_error, body_json, spawn_app};
+use crate::helpers::spawn_app;
 
 /// `/health` answers exactly `{"data": {"status": "ok"}}` while the database and broker are up.
 #[tokio::test]

@@ -3,25 +3,10 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use servicetest::{Refusal, bad_field, body_json, check, refused};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, body_json, spawn_app};
-
-/// One refused request.
-struct Case {
-    /// What is wrong, for the failure report.
-    name: &'static str,
-    /// `Content-Type` sent, if any.
-    content_type: Option<&'static str>,
-    /// Body sent, byte for byte.
-    body: Vec<u8>,
-    /// Expected status.
-    status: StatusCode,
-    /// Expected envelope code.
-    code: &'static str,
-    /// A word the message must contain (the offending field), if any.
-    names: Option<&'static str>,
-}
+use crate::helpers::spawn_app;
 
 /// A JSON body that is valid except for what `patch` changes (`Value::Null` in `patch` removes
 /// the field).
@@ -42,60 +27,20 @@ fn order_with(patch: Value) -> Vec<u8> {
 }
 
 /// A 400 for a body that breaks a rule of `field`.
-fn bad(name: &'static str, body: Vec<u8>, field: &'static str) -> Case {
-    Case {
-        name,
-        content_type: Some("application/json"),
-        body,
-        status: StatusCode::BAD_REQUEST,
-        code: "BAD_REQUEST",
-        names: Some(field),
-    }
+fn bad(name: &'static str, body: Vec<u8>, field: &'static str) -> Refusal {
+    bad_field(name, "/orders", body, field)
 }
 
 /// A 400 for a body that is not a usable JSON object at all (no single field to name).
-fn unparsable(name: &'static str, body: &str) -> Case {
-    Case {
+fn unparsable(name: &'static str, body: &str) -> Refusal {
+    refused(
         name,
-        content_type: Some("application/json"),
-        body: body.as_bytes().to_vec(),
-        status: StatusCode::BAD_REQUEST,
-        code: "BAD_REQUEST",
-        names: None,
-    }
-}
-
-/// Sends `case` and returns what is wrong with the answer, if anything.
-async fn check(app: &TestApp, case: Case) -> Option<String> {
-    let resp = app.post_raw("/orders", case.content_type, case.body).await;
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    let Ok(body) = serde_json::from_str::<Value>(&text) else {
-        return Some(format!(
-            "{}: {status}, body is not JSON: {text:?}",
-            case.name
-        ));
-    };
-    let message = body["error"]["message"].as_str().unwrap_or_default();
-    let mut wrong = Vec::new();
-    if status != case.status {
-        wrong.push(format!("status {status}, expected {}", case.status));
-    }
-    if body["error"]["code"] != case.code {
-        wrong.push(format!(
-            "code {}, expected {}",
-            body["error"]["code"], case.code
-        ));
-    }
-    if body.as_object().map(|o| o.len()) != Some(1) || message.is_empty() {
-        wrong.push("not the error envelope".into());
-    }
-    if let Some(field) = case.names
-        && !message.contains(field)
-    {
-        wrong.push(format!("message does not name `{field}`"));
-    }
-    (!wrong.is_empty()).then(|| format!("{}: {} — got {body}", case.name, wrong.join("; ")))
+        "/orders",
+        Some("application/json"),
+        body.as_bytes(),
+        StatusCode::BAD_REQUEST,
+        "BAD_REQUEST",
+    )
 }
 
 /// The validation matrix of SPEC §2 for POST /orders. Each bad body is refused with a 400
@@ -207,32 +152,36 @@ async fn invalid_create_requests_are_refused_and_write_nothing() {
                 Uuid::new_v4()
             ),
         ),
-        Case {
+        Refusal {
             name: "text/plain content type",
+            path: "/orders",
             content_type: Some("text/plain"),
             body: order_with(json!({})),
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
             code: "UNSUPPORTED_MEDIA_TYPE",
             names: None,
         },
-        Case {
+        Refusal {
             name: "form content type",
+            path: "/orders",
             content_type: Some("application/x-www-form-urlencoded"),
             body: b"user_id=x&amount=1".to_vec(),
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
             code: "UNSUPPORTED_MEDIA_TYPE",
             names: None,
         },
-        Case {
+        Refusal {
             name: "no content type",
+            path: "/orders",
             content_type: None,
             body: order_with(json!({})),
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
             code: "UNSUPPORTED_MEDIA_TYPE",
             names: None,
         },
-        Case {
+        Refusal {
             name: "body over 64 KiB",
+            path: "/orders",
             content_type: Some("application/json"),
             body: over_64_kib.clone(),
             status: StatusCode::PAYLOAD_TOO_LARGE,

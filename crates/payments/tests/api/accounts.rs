@@ -2,9 +2,10 @@
 
 use reqwest::StatusCode;
 use serde_json::json;
+use servicetest::{assert_error, body_json, number_text};
 use uuid::Uuid;
 
-use crate::helpers::{assert_error, body_json, number_text, spawn_app};
+use crate::helpers::spawn_app;
 
 /// An account opened without a balance starts at 0, one opened with 500 at 500; both answers are
 /// exactly `{"data": {"user_id", "balance"}}` and GET shows the same.

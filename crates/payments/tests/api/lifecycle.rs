@@ -1,13 +1,10 @@
 //! The process around the consumer: restart without losing or repeating work, and readiness
 //! and shutdown when the broker cannot be reached.
 
-use std::time::Duration;
-
-use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{body_json, launch, spawn_app};
+use crate::helpers::{TestApp, spawn_app};
 use crate::messaging::next_result;
 
 /// A graceful stop loses nothing and a restart repeats nothing: a request published while the
@@ -58,31 +55,8 @@ async fn work_arriving_while_stopped_is_done_after_a_restart() {
 #[tokio::test]
 async fn unreachable_broker_gives_503_and_the_stop_signal_still_works() {
     // Arrange: nothing listens on port 1.
-    let mut app = launch("127.0.0.1:1").await;
-    let mut problems = Vec::new();
+    let mut app = TestApp::launch("127.0.0.1:1").await;
 
-    // Act
-    let health = tokio::time::timeout(Duration::from_secs(5), app.get("/health")).await;
-    let task = app.send_stop_signal();
-    let stopped = tokio::time::timeout(Duration::from_secs(10), task).await;
-
-    // Assert
-    match health {
-        Err(_) => problems.push("GET /health did not answer within 5 s".to_owned()),
-        Ok(resp) if resp.status() != StatusCode::SERVICE_UNAVAILABLE => {
-            problems.push(format!("GET /health answered {}", resp.status()));
-        }
-        Ok(resp) => {
-            let body = body_json(resp).await;
-            if body["error"]["code"] != "UNAVAILABLE" {
-                problems.push(format!("GET /health answered {body}"));
-            }
-        }
-    }
-    match stopped {
-        Err(_) => problems.push("not stopped 10 s after the stop signal".to_owned()),
-        Ok(Ok(Ok(()))) => {}
-        Ok(other) => problems.push(format!("stopped with {other:?}")),
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // Act and Assert: the same for both services (see the function's doc).
+    servicetest::unreachable_broker_answers_503_and_stops(&mut app).await;
 }

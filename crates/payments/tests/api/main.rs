@@ -5,7 +5,9 @@
 //! consumer group, and the whole service (HTTP, request consumer, outbox relay) on port 0; it
 //! ends with [`helpers::TestApp::stop`], which checks that the service shuts down cleanly.
 //!
-//! Helpers: [`helpers`] (spawning, HTTP, SQL checks) and [`messaging`] (the bus side).
+//! Helpers: [`servicetest`] (running the service, HTTP, the bus, the validation-matrix runner,
+//! shared with the orders tests), [`helpers`] (accounts over HTTP, SQL checks) and
+//! [`messaging`] (payment requests and results on the bus).
 //!
 //! Topics:
 //! - [`accounts`]: opening, topping up and reading accounts over HTTP.

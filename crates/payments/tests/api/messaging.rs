@@ -1,55 +1,21 @@
 //! Talking to the service over the bus, as orders would: publishing payment requests (also
-//! malformed ones) and reading the results and dead letters it produces.
+//! malformed ones, and records without the headers `bus::Message` always adds) and reading the
+//! results and dead letters it produces. Subscribing, publishing and taking the next delivery come from
+//! [`servicetest::messaging`].
 
-use bus::{Delivery, Message, Subscription};
+use bus::Subscription;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use serde_json::{Value, json};
-use testkit::{kafka_brokers, unique_topic};
+use servicetest::{WAIT, next_delivery};
+use testkit::kafka_brokers;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, WAIT};
+use crate::helpers::TestApp;
 
 impl TestApp {
-    /// Joins a fresh consumer group on `topic` (reading from its beginning).
-    pub async fn subscribe(&self, topic: &str) -> Box<dyn Subscription> {
-        self.bus
-            .subscribe(topic, &unique_topic("observer"))
-            .await
-            .expect("subscribe")
-    }
-
-    /// Publishes `payload` with this message id, key and `message-type`.
-    pub async fn publish_with_id(
-        &self,
-        topic: &str,
-        id: Uuid,
-        key: &str,
-        kind: &str,
-        payload: &[u8],
-    ) {
-        let message = Message {
-            id,
-            key: key.into(),
-            kind: kind.into(),
-            payload: payload.to_vec(),
-            headers: Vec::new(),
-        };
-        self.bus
-            .publish(topic, &message)
-            .await
-            .expect("acknowledged publish");
-    }
-
-    /// Publishes `payload` with a fresh message id; returns the id.
-    pub async fn publish(&self, topic: &str, key: &str, kind: &str, payload: &[u8]) -> Uuid {
-        let id = Uuid::now_v7();
-        self.publish_with_id(topic, id, key, kind, payload).await;
-        id
-    }
-
     /// Publishes a `PaymentRequested` as orders would (on the requests topic, keyed by the user)
     /// under message id `id`.
     pub async fn request_payment_with_id(
@@ -107,16 +73,6 @@ impl TestApp {
             .map_err(|(e, _)| e)
             .expect("acknowledged publish");
     }
-}
-
-/// The next message on `sub` within the deadline, acknowledged.
-pub async fn next_delivery(sub: &mut Box<dyn Subscription>) -> Delivery {
-    let delivery = tokio::time::timeout(WAIT, sub.next())
-        .await
-        .expect("a message within the deadline")
-        .expect("receive");
-    sub.ack(&delivery).await.unwrap();
-    delivery
 }
 
 /// The next `PaymentResult` on `sub`: checks the envelope every result must have (key = user,

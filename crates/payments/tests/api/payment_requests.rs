@@ -6,10 +6,11 @@
 //! has been handled. That is how these tests know a message changed nothing without sleeping.
 
 use serde_json::{Value, json};
+use servicetest::next_delivery;
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, spawn_app};
-use crate::messaging::{next_delivery, next_result};
+use crate::messaging::next_result;
 
 /// The `transactions` row of `order_id`: (amount in minor units, outcome), if any.
 async fn transaction(app: &TestApp, order_id: Uuid) -> Option<(i64, String)> {

@@ -3,97 +3,19 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use servicetest::{Refusal, assert_error, bad_field, body_json, check, refused};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, assert_error, body_json, spawn_app};
-
-/// One refused request.
-struct Case {
-    /// What is wrong, for the failure report.
-    name: &'static str,
-    /// Where it is sent.
-    path: &'static str,
-    /// `Content-Type` sent, if any.
-    content_type: Option<&'static str>,
-    /// Body sent, byte for byte.
-    body: Vec<u8>,
-    /// Expected status.
-    status: StatusCode,
-    /// Expected envelope code.
-    code: &'static str,
-    /// A word the message must contain (the offending field), if any.
-    names: Option<&'static str>,
-}
+use crate::helpers::spawn_app;
 
 /// A 400 for a JSON body that breaks a rule of `field`.
-fn bad(name: &'static str, path: &'static str, body: Value, field: &'static str) -> Case {
+fn bad(name: &'static str, path: &'static str, body: Value, field: &'static str) -> Refusal {
     bad_text(name, path, body.to_string(), field)
 }
 
 /// Like [`bad`], for a body whose exact text matters (`1e13`, `1.234`).
-fn bad_text(name: &'static str, path: &'static str, body: String, field: &'static str) -> Case {
-    Case {
-        name,
-        path,
-        content_type: Some("application/json"),
-        body: body.into_bytes(),
-        status: StatusCode::BAD_REQUEST,
-        code: "BAD_REQUEST",
-        names: Some(field),
-    }
-}
-
-/// A refusal that is not about one field: unparsable body, media type, size.
-fn refused(
-    name: &'static str,
-    path: &'static str,
-    content_type: Option<&'static str>,
-    body: &[u8],
-    status: StatusCode,
-    code: &'static str,
-) -> Case {
-    Case {
-        name,
-        path,
-        content_type,
-        body: body.to_vec(),
-        status,
-        code,
-        names: None,
-    }
-}
-
-/// Sends `case` and returns what is wrong with the answer, if anything.
-async fn check(app: &TestApp, case: Case) -> Option<String> {
-    let resp = app.post_raw(case.path, case.content_type, case.body).await;
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    let Ok(body) = serde_json::from_str::<Value>(&text) else {
-        return Some(format!(
-            "{}: {status}, body is not JSON: {text:?}",
-            case.name
-        ));
-    };
-    let message = body["error"]["message"].as_str().unwrap_or_default();
-    let mut wrong = Vec::new();
-    if status != case.status {
-        wrong.push(format!("status {status}, expected {}", case.status));
-    }
-    if body["error"]["code"] != case.code {
-        wrong.push(format!(
-            "code {}, expected {}",
-            body["error"]["code"], case.code
-        ));
-    }
-    if body.as_object().map(|o| o.len()) != Some(1) || message.is_empty() {
-        wrong.push("not the error envelope".into());
-    }
-    if let Some(field) = case.names
-        && !message.contains(field)
-    {
-        wrong.push(format!("message does not name `{field}`"));
-    }
-    (!wrong.is_empty()).then(|| format!("{}: {} — got {body}", case.name, wrong.join("; ")))
+fn bad_text(name: &'static str, path: &'static str, body: String, field: &'static str) -> Refusal {
+    bad_field(name, path, body.into_bytes(), field)
 }
 
 /// The validation matrix of SPEC §2 for POST /accounts and POST /accounts/topup. Each bad body

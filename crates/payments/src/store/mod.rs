@@ -139,13 +139,16 @@ pub async fn pay(
         .map(|b| account(req.user_id, b).map(|a| a.balance))
         .transpose()?;
     let outcome = decide(balance, amount);
-    if outcome == PaymentOutcome::Finished {
+    if let (PaymentOutcome::Finished, Some(balance)) = (outcome, balance) {
+        // The row is locked, so the balance read above is current: write the exact result.
+        let new_balance = balance
+            .checked_sub(amount.get())
+            .map_err(|e| sqlx::Error::Decode(format!("debit: {e}").into()))?;
         sqlx::query(
-            "UPDATE accounts SET balance_minor = balance_minor - $2, updated_at = now() \
-             WHERE user_id = $1",
+            "UPDATE accounts SET balance_minor = $2, updated_at = now() WHERE user_id = $1",
         )
         .bind(req.user_id.0)
-        .bind(amount.get().minor())
+        .bind(new_balance.minor())
         .execute(&mut *conn)
         .await?;
     }

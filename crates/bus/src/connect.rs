@@ -53,6 +53,24 @@ impl HealthProbe for BusProbe {
     }
 }
 
+/// `/health` probe: the service's consumer has joined its group, so work sent to it is consumed.
+pub struct ConsumerProbe(pub crate::Joined);
+
+#[async_trait]
+impl HealthProbe for ConsumerProbe {
+    fn name(&self) -> &str {
+        "consumer"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        if self.0.is_set() {
+            Ok(())
+        } else {
+            Err("not yet assigned its partitions".into())
+        }
+    }
+}
+
 /// Creates `topics`, retrying while the broker is still starting (up to a minute). The caller
 /// races this against its stop signal: a broker that never comes up must not make SIGTERM wait.
 pub async fn ensure_topics_with_retry(

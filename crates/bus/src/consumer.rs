@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use crate::message::{HEADER_DLQ_ERROR, HEADER_DLQ_SOURCE};
-use crate::{BusError, Delivery, Message, MessageBus, Subscription};
+use crate::{BusError, Delivery, Joined, Message, MessageBus, Subscription};
 
 /// Why a handler did not finish a message.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,8 @@ pub struct Consumer {
     topic: String,
     group: String,
     handler: Arc<dyn Handler>,
+    /// Set once the group assigned this consumer its partitions; read by `/health`.
+    joined: Joined,
 }
 
 impl Consumer {
@@ -71,12 +73,18 @@ impl Consumer {
             topic: topic.into(),
             group: group.into(),
             handler,
+            joined: Joined::default(),
         }
+    }
+
+    /// The signal `/health` waits for: this consumer has joined its group.
+    pub fn joined(&self) -> Joined {
+        self.joined.clone()
     }
 
     /// Consumes until `shutdown`, then commits and leaves the group.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BusError> {
-        let mut sub = self.bus.subscribe(&self.topic, &self.group).await?;
+        let mut sub = self.subscribe().await?;
         let mut backoff = MIN_BACKOFF;
         loop {
             let delivery = tokio::select! {
@@ -108,7 +116,7 @@ impl Consumer {
                         tracing::error!(error = %e, "rewind failed; restarting the subscription");
                         // Leaving and rejoining the group resumes from the last commit.
                         let _ = sub.close().await;
-                        sub = self.bus.subscribe(&self.topic, &self.group).await?;
+                        sub = self.subscribe().await?;
                     }
                     if pause(&shutdown, backoff).await {
                         break;
@@ -120,6 +128,12 @@ impl Consumer {
         sub.close().await?;
         tracing::info!(topic = %self.topic, "consumer stopped");
         Ok(())
+    }
+
+    async fn subscribe(&self) -> Result<Box<dyn Subscription>, BusError> {
+        self.bus
+            .subscribe_signalled(&self.topic, &self.group, self.joined.clone())
+            .await
     }
 
     /// Handles one delivery to the point where it may be acknowledged.

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -19,7 +21,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 
 use crate::message::{Delivery, Message, Position};
-use crate::{BusError, MessageBus, Subscription};
+use crate::{BusError, Joined, MessageBus, Subscription};
 
 /// How long a publish may wait for the broker before the relay retries it later.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,7 +78,11 @@ impl KafkaBus {
         Ok(KafkaBus { settings, producer })
     }
 
-    fn consumer(&self, group: &str) -> Result<StreamConsumer, BusError> {
+    fn consumer(
+        &self,
+        group: &str,
+        joined: Joined,
+    ) -> Result<StreamConsumer<GroupContext>, BusError> {
         Ok(ClientConfig::new()
             .set("bootstrap.servers", &self.settings.brokers)
             .set("client.id", &self.settings.client_id)
@@ -86,7 +92,7 @@ impl KafkaBus {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
-            .create()?)
+            .create_with_context(GroupContext { joined })?)
     }
 }
 
@@ -143,8 +149,13 @@ impl MessageBus for KafkaBus {
             .map_err(|(err, _)| err.into())
     }
 
-    async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>, BusError> {
-        let consumer = self.consumer(group)?;
+    async fn subscribe_signalled(
+        &self,
+        topic: &str,
+        group: &str,
+        joined: Joined,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let consumer = self.consumer(group, joined)?;
         consumer.subscribe(&[topic])?;
         Ok(Box::new(KafkaSubscription {
             consumer,
@@ -166,9 +177,25 @@ impl MessageBus for KafkaBus {
     }
 }
 
+/// Signals [`Joined`] when the group coordinator hands this member its partitions.
+struct GroupContext {
+    joined: Joined,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            tracing::info!(partitions = partitions.count(), "consumer group joined");
+            self.joined.set();
+        }
+    }
+}
+
 /// A consumer-group member on one topic.
 struct KafkaSubscription {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<GroupContext>,
     /// Next offset to commit per (topic, partition): what `close` commits synchronously.
     acked: HashMap<(String, i32), i64>,
 }

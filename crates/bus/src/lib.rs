@@ -26,6 +26,9 @@ pub mod message;
 pub mod outbox;
 pub mod service;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use async_trait::async_trait;
 
 pub use consumer::{Consumer, HandleError, Handler};
@@ -43,10 +46,41 @@ pub trait MessageBus: Send + Sync + 'static {
     async fn publish(&self, topic: &str, message: &Message) -> Result<(), BusError>;
 
     /// Joins consumer group `group` on `topic`; members of one group share the partitions.
-    async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>, BusError>;
+    /// `joined` is set once the group has given this member its share (possibly none).
+    async fn subscribe_signalled(
+        &self,
+        topic: &str,
+        group: &str,
+        joined: Joined,
+    ) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// [`MessageBus::subscribe_signalled`] for callers that do not watch the join.
+    async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>, BusError> {
+        self.subscribe_signalled(topic, group, Joined::default())
+            .await
+    }
 
     /// Succeeds when the broker answers; backs `/health`.
     async fn ping(&self) -> Result<(), BusError>;
+}
+
+/// Set once a subscription has joined its consumer group and received its partitions.
+///
+/// A service reports ready only after this: before the group coordinator has assigned
+/// partitions (seconds after a broker restart) nothing would consume what it is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct Joined(Arc<AtomicBool>);
+
+impl Joined {
+    /// True once the member has received an assignment.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Records the assignment; called by the broker implementation.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// A consumer group membership. Messages of one key arrive in publish order.

@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::MessageBus;
-use crate::connect::BusProbe;
+use crate::connect::{BusProbe, ConsumerProbe};
 use crate::consumer::Consumer;
 use crate::outbox::{OutboxRelay, RelaySettings};
 
@@ -28,16 +28,22 @@ pub async fn migrate(url: &str, migrator: &sqlx::migrate::Migrator) -> anyhow::R
     Ok(())
 }
 
-/// The HTTP application of a service: its API, `/health` (database and broker must answer) and
-/// the service's own `/openapi.json`, with the body limit and error envelope applied.
+/// The HTTP application of a service: its API, `/health` (database and broker answer, and the
+/// consumer has joined its group) and the service's own `/openapi.json`, with the body limit and
+/// error envelope applied.
 pub fn app<T: OpenApi + 'static>(
     api: T,
     title: &str,
     version: &str,
     pool: PgPool,
     bus: Arc<dyn MessageBus>,
+    consumer: &Consumer,
 ) -> impl Endpoint + use<T> {
-    let health = HealthApi::new(vec![Arc::new(DatabaseProbe(pool)), Arc::new(BusProbe(bus))]);
+    let health = HealthApi::new(vec![
+        Arc::new(DatabaseProbe(pool)),
+        Arc::new(BusProbe(bus)),
+        Arc::new(ConsumerProbe(consumer.joined())),
+    ]);
     let api = OpenApiService::new((api, health), title, version);
     let spec = api.spec_endpoint();
     platform::http::finish(Route::new().at("/openapi.json", spec).nest("/", api))

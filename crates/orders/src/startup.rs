@@ -35,27 +35,31 @@ pub async fn run(
         return Ok(());
     };
     let handler = Arc::new(PaymentResultHandler { pool: pool.clone() });
+    let topics = vec![
+        settings.requests_topic.clone(),
+        settings.results_topic.clone(),
+        dlq_topic(&settings.results_topic),
+    ];
+    let consumer = Consumer::new(
+        bus.clone(),
+        settings.results_topic,
+        settings.consumer_group,
+        handler,
+    );
+    let app = bus::service::app(
+        OrdersApi::new(pool.clone(), settings.requests_topic),
+        "Orders service",
+        env!("CARGO_PKG_VERSION"),
+        pool.clone(),
+        bus.clone(),
+        &consumer,
+    );
     let service = Service {
-        pool: pool.clone(),
-        bus: bus.clone(),
-        topics: vec![
-            settings.requests_topic.clone(),
-            settings.results_topic.clone(),
-            dlq_topic(&settings.results_topic),
-        ],
-        consumer: Consumer::new(
-            bus.clone(),
-            settings.results_topic,
-            settings.consumer_group,
-            handler,
-        ),
-        app: bus::service::app(
-            OrdersApi::new(pool.clone(), settings.requests_topic),
-            "Orders service",
-            env!("CARGO_PKG_VERSION"),
-            pool,
-            bus,
-        ),
+        pool,
+        bus,
+        topics,
+        consumer,
+        app,
     };
     bus::service::run(service, listener, shutdown).await
 }

@@ -38,27 +38,31 @@ pub async fn run(
         pool: pool.clone(),
         results_topic: settings.results_topic.clone(),
     });
+    let topics = vec![
+        settings.requests_topic.clone(),
+        dlq_topic(&settings.requests_topic),
+        settings.results_topic.clone(),
+    ];
+    let consumer = Consumer::new(
+        bus.clone(),
+        settings.requests_topic,
+        settings.consumer_group,
+        handler,
+    );
+    let app = bus::service::app(
+        AccountsApi::new(pool.clone()),
+        "Payments service",
+        env!("CARGO_PKG_VERSION"),
+        pool.clone(),
+        bus.clone(),
+        &consumer,
+    );
     let service = Service {
-        pool: pool.clone(),
-        bus: bus.clone(),
-        topics: vec![
-            settings.requests_topic.clone(),
-            dlq_topic(&settings.requests_topic),
-            settings.results_topic.clone(),
-        ],
-        consumer: Consumer::new(
-            bus.clone(),
-            settings.requests_topic,
-            settings.consumer_group,
-            handler,
-        ),
-        app: bus::service::app(
-            AccountsApi::new(pool.clone()),
-            "Payments service",
-            env!("CARGO_PKG_VERSION"),
-            pool,
-            bus,
-        ),
+        pool,
+        bus,
+        topics,
+        consumer,
+        app,
     };
     bus::service::run(service, listener, shutdown).await
 }

@@ -13,7 +13,8 @@
 //! - [`requests`]: raw access to the payment-requests topic (`KAFKA_BROKERS`,
 //!   `PAYMENT_REQUESTS_TOPIC`), to find the message an order produced and deliver it again.
 //!
-//! The scenarios live in `tests/flow.rs`; `examples/latency.rs` measures settlement latency.
+//! The scenarios live in `tests/flow/` (one test binary: `main.rs` plus a module per topic);
+//! `examples/latency.rs` measures settlement latency.
 //! Every scenario uses fresh random user ids, so tests run in parallel and repeatedly against the
 //! same long-lived stack.
 

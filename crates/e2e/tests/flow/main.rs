@@ -1,0 +1,18 @@
+//! End-to-end scenarios through the gateway of the running stack (`. .stack/env` first).
+//!
+//! Each test invents its own users (random UUIDs), so the tests run in parallel with each other
+//! and again and again against the same stack. Waiting is always on a condition with a deadline
+//! ([`e2e::SETTLE_DEADLINE`]), never a bare sleep.
+//!
+//! One test binary: `settlement` walks orders from placement to FINISHED / FAILED,
+//! `invalid_requests` sends the table in `validation` and checks that nothing was written,
+//! `gateway` covers what the gateway serves itself; `helpers` holds what they share.
+
+// Tests may unwrap (house style: `unwrap()` only in tests).
+#![allow(clippy::unwrap_used)]
+
+mod gateway;
+mod helpers;
+mod invalid_requests;
+mod settlement;
+mod validation;

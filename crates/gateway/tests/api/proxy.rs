@@ -1,0 +1,145 @@
+//! What the proxy forwards and returns: method, path, query, body and headers each way, the
+//! routing of `/accounts*` to payments, streamed bodies, redirects, and the request id.
+
+use poem::http::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::gateway_with_fakes;
+
+/// A POST with path, query, body and headers reaches orders unchanged (minus hop-by-hop
+/// headers, plus x-forwarded-*), and the upstream's status, body and headers come back.
+#[tokio::test]
+async fn forwards_method_path_query_body_and_returns_the_upstream_answer() {
+    let gw = gateway_with_fakes().await;
+
+    let resp = gw
+        .http
+        .post(gw.url("/orders/abc/def?user_id=1&q=a%20b"))
+        .header("content-type", "application/json")
+        .header("x-custom", "kept")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-authorization", "Basic c2VjcmV0")
+        .body(r#"{"amount":1}"#)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(resp.headers()["x-upstream"], "orders");
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["method"], "POST");
+    assert_eq!(seen["path"], "/orders/abc/def");
+    assert_eq!(seen["query"], "user_id=1&q=a%20b");
+    assert_eq!(seen["body"], r#"{"amount":1}"#);
+    let headers = &seen["headers"];
+    assert_eq!(headers["x-custom"], "kept");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["x-request-id"], id.as_str());
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert_eq!(headers["x-forwarded-host"], gw.addr.to_string());
+    assert_ne!(
+        headers["host"],
+        gw.addr.to_string(),
+        "host must be rewritten"
+    );
+    assert!(headers.get("keep-alive").is_none());
+    assert!(headers.get("proxy-authorization").is_none());
+}
+
+/// `/accounts` and `/accounts/*` go to payments, with any method.
+#[tokio::test]
+async fn accounts_routes_go_to_payments() {
+    let gw = gateway_with_fakes().await;
+
+    for (method, path) in [
+        (
+            reqwest::Method::GET,
+            "/accounts/0b4f4c1e-7c55-4c55-9d6a-8c5a2a0a9d10",
+        ),
+        (reqwest::Method::POST, "/accounts"),
+        (reqwest::Method::DELETE, "/accounts/topup"),
+    ] {
+        let resp = gw
+            .http
+            .request(method.clone(), gw.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["x-upstream"], "payments", "{method} {path}");
+        let seen: Value = resp.json().await.unwrap();
+        assert_eq!(seen["method"], method.as_str());
+        assert_eq!(seen["path"], path);
+        assert_eq!(seen["body"], "");
+    }
+}
+
+/// A body streamed without Content-Length, just under the limit, arrives whole.
+#[tokio::test]
+async fn streamed_request_body_within_the_limit_is_forwarded() {
+    let gw = gateway_with_fakes().await;
+    let chunks = (0..63).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 1024]));
+
+    let resp = gw
+        .http
+        .post(gw.url("/orders"))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["body_len"], 63 * 1024);
+}
+
+/// A large upstream response is streamed back in full.
+#[tokio::test]
+async fn large_response_body_is_streamed_back() {
+    let gw = gateway_with_fakes().await;
+
+    let resp = gw.get("/orders/big").await;
+
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(body.len(), 256 * 4096);
+    assert!(body.iter().all(|b| *b == b'z'));
+}
+
+/// Redirects are the client's business: the gateway passes them on instead of following them.
+#[tokio::test]
+async fn upstream_redirects_are_passed_through() {
+    let gw = gateway_with_fakes().await;
+
+    let resp = gw.get("/orders/redirect").await;
+
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert_eq!(resp.headers()["location"], "/elsewhere");
+}
+
+// ------------------------------------------------------------------------------- request id
+
+/// Without an incoming id the gateway creates a UUID; with one it keeps it, both ways.
+#[tokio::test]
+async fn request_id_is_created_or_propagated() {
+    let gw = gateway_with_fakes().await;
+
+    let resp = gw.get("/orders").await;
+    let created = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&created).is_ok(), "{created}");
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-request-id"], created.as_str());
+
+    let resp = gw
+        .http
+        .get(gw.url("/orders"))
+        .header("x-request-id", "trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "trace-42");
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-request-id"], "trace-42");
+}

@@ -107,8 +107,7 @@ impl Consumer {
                 Err(e) => {
                     tracing::warn!(
                         topic = %self.topic,
-                        partition = delivery.position.partition,
-                        offset = delivery.position.offset,
+                        token = ?delivery.token,
                         error = %platform::error::error_chain(e.as_ref()),
                         "message will be redelivered"
                     );
@@ -145,7 +144,7 @@ impl Consumer {
         match self.handler.handle(delivery).await {
             Ok(()) => {}
             Err(HandleError::Poison(reason)) => {
-                tracing::error!(topic = %self.topic, offset = delivery.position.offset, reason = %reason, "dead-lettering message");
+                tracing::error!(topic = %self.topic, token = ?delivery.token, reason = %reason, "dead-lettering message");
                 self.bus
                     .publish(&dlq_topic(&self.topic), &dead_letter(delivery, &reason))
                     .await?;

@@ -5,6 +5,7 @@
 //! for a message the caller acknowledged, so a crash before that means redelivery, never loss.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,7 +21,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 
-use crate::message::{Delivery, Message, Position};
+use crate::message::{AckToken, Delivery, Message, TokenKind};
 use crate::{BusError, Joined, MessageBus, Subscription};
 
 /// How long a publish may wait for the broker before the relay retries it later.
@@ -92,7 +93,10 @@ impl KafkaBus {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
-            .create_with_context(GroupContext { joined })?)
+            .create_with_context(GroupContext {
+                joined,
+                ownership: Arc::default(),
+            })?)
     }
 }
 
@@ -157,10 +161,7 @@ impl MessageBus for KafkaBus {
     ) -> Result<Box<dyn Subscription>, BusError> {
         let consumer = self.consumer(group, joined)?;
         consumer.subscribe(&[topic])?;
-        Ok(Box::new(KafkaSubscription {
-            consumer,
-            acked: HashMap::new(),
-        }))
+        Ok(Box::new(KafkaSubscription { consumer }))
     }
 
     async fn ping(&self) -> Result<(), BusError> {
@@ -177,17 +178,96 @@ impl MessageBus for KafkaBus {
     }
 }
 
-/// Signals [`Joined`] when the group coordinator hands this member its partitions.
+/// A (topic, partition) pair.
+type Tp = (String, i32);
+
+/// Which partitions this member owns right now, under which assignment, and what it has
+/// acknowledged in them. Shared by the rebalance callbacks and the subscription.
+#[derive(Default)]
+struct Ownership {
+    /// Owned partitions and the epoch of the assignment that gave each one.
+    owned: HashMap<Tp, u64>,
+    /// Bumped on every assignment, so each one has its own epoch.
+    epoch: u64,
+    /// Next offset to commit per owned partition: what a revocation or `close` commits
+    /// synchronously.
+    acked: HashMap<Tp, i64>,
+}
+
+impl Ownership {
+    /// Commits what was acknowledged in `partitions` (all owned ones when `None`) and forgets it.
+    fn commit_acked<C: Consumer<GroupContext>>(
+        &mut self,
+        consumer: &C,
+        partitions: Option<&[Tp]>,
+    ) -> Result<(), KafkaError> {
+        let tps: Vec<Tp> = match partitions {
+            Some(p) => p.to_vec(),
+            None => self.acked.keys().cloned().collect(),
+        };
+        let mut tpl = TopicPartitionList::new();
+        for tp in &tps {
+            if let Some(offset) = self.acked.remove(tp) {
+                tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(offset))?;
+            }
+        }
+        if tpl.count() > 0 {
+            consumer.commit(&tpl, CommitMode::Sync)?;
+        }
+        Ok(())
+    }
+}
+
+/// Tracks partition ownership through rebalances and signals [`Joined`] on assignment.
 struct GroupContext {
     joined: Joined,
+    ownership: Arc<Mutex<Ownership>>,
+}
+
+impl GroupContext {
+    fn ownership(&self) -> MutexGuard<'_, Ownership> {
+        // A panic while holding it cannot leave the maps half-updated in a way that matters more
+        // than losing the consumer: keep going with what is there.
+        self.ownership
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<Tp> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
 }
 
 impl ClientContext for GroupContext {}
 
 impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let revoked = partitions_of(tpl);
+            let mut own = self.ownership();
+            // Hand over exactly where we are: the next owner starts after what we finished.
+            if let Err(e) = own.commit_acked(consumer, Some(&revoked)) {
+                tracing::warn!(error = %e, "commit on revocation failed; the next owner redelivers");
+            }
+            for tp in &revoked {
+                own.owned.remove(tp);
+            }
+            tracing::info!(partitions = revoked.len(), "partitions revoked");
+        }
+    }
+
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(partitions) = rebalance {
-            tracing::info!(partitions = partitions.count(), "consumer group joined");
+        if let Rebalance::Assign(tpl) = rebalance {
+            let mut own = self.ownership();
+            own.epoch += 1;
+            let epoch = own.epoch;
+            for tp in partitions_of(tpl) {
+                own.owned.insert(tp, epoch);
+            }
+            tracing::info!(partitions = tpl.count(), "consumer group joined");
             self.joined.set();
         }
     }
@@ -196,34 +276,60 @@ impl ConsumerContext for GroupContext {
 /// A consumer-group member on one topic.
 struct KafkaSubscription {
     consumer: StreamConsumer<GroupContext>,
-    /// Next offset to commit per (topic, partition): what `close` commits synchronously.
-    acked: HashMap<(String, i32), i64>,
 }
 
-fn to_delivery(msg: &BorrowedMessage<'_>) -> Delivery {
-    let headers = msg
-        .headers()
-        .map(|hs| {
-            hs.iter()
-                .filter_map(|h| {
-                    let value = std::str::from_utf8(h.value?).ok()?;
-                    Some((h.key.to_owned(), value.to_owned()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Delivery {
-        topic: msg.topic().to_owned(),
-        key: msg
-            .key()
-            .and_then(|k| std::str::from_utf8(k).ok())
-            .map(str::to_owned),
-        payload: msg.payload().unwrap_or_default().to_vec(),
-        headers,
-        position: Position {
-            partition: msg.partition(),
-            offset: msg.offset(),
-        },
+impl KafkaSubscription {
+    fn to_delivery(&self, msg: &BorrowedMessage<'_>) -> Delivery {
+        let headers = msg
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .filter_map(|h| {
+                        let value = std::str::from_utf8(h.value?).ok()?;
+                        Some((h.key.to_owned(), value.to_owned()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tp = (msg.topic().to_owned(), msg.partition());
+        // A record fetched before a revocation may still be in the queue: epoch 0 never matches.
+        let epoch = self
+            .consumer
+            .context()
+            .ownership()
+            .owned
+            .get(&tp)
+            .copied()
+            .unwrap_or(0);
+        Delivery {
+            topic: tp.0,
+            key: msg
+                .key()
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .map(str::to_owned),
+            payload: msg.payload().unwrap_or_default().to_vec(),
+            headers,
+            token: AckToken(TokenKind::Kafka {
+                partition: msg.partition(),
+                offset: msg.offset(),
+                epoch,
+            }),
+        }
+    }
+}
+
+/// The Kafka position inside a token; a token of another broker is a caller's bug.
+fn kafka_position(token: &AckToken) -> Result<(i32, i64, u64), BusError> {
+    match token.0 {
+        TokenKind::Kafka {
+            partition,
+            offset,
+            epoch,
+        } => Ok((partition, offset, epoch)),
+        #[allow(unreachable_patterns)]
+        _ => Err(BusError::Config(format!(
+            "{token:?} was not delivered by Kafka"
+        ))),
     }
 }
 
@@ -232,7 +338,7 @@ impl Subscription for KafkaSubscription {
     async fn next(&mut self) -> Result<Delivery, BusError> {
         loop {
             match self.consumer.recv().await {
-                Ok(msg) => return Ok(to_delivery(&msg)),
+                Ok(msg) => return Ok(self.to_delivery(&msg)),
                 // Errors librdkafka puts in the consumer queue are informational (a topic created
                 // a moment ago not yet in the metadata, a broker reconnecting); it keeps
                 // consuming, so waiting for the next message goes on too.
@@ -246,42 +352,47 @@ impl Subscription for KafkaSubscription {
     }
 
     async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
-        let next = delivery.position.offset + 1;
+        let (partition, offset, epoch) = kafka_position(&delivery.token)?;
+        let tp = (delivery.topic.clone(), partition);
+        let next = offset + 1;
+        {
+            let mut own = self.consumer.context().ownership();
+            if own.owned.get(&tp) != Some(&epoch) {
+                // Revoked since it was received: the new owner has it and its own progress.
+                tracing::info!(topic = %tp.0, partition, offset, "ack of a partition no longer owned: not committed");
+                return Ok(());
+            }
+            own.acked.insert(tp, next);
+        }
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(
-            &delivery.topic,
-            delivery.position.partition,
-            Offset::Offset(next),
-        )?;
-        // Async: commits go out in order on one connection; `close` makes the last one durable.
+        tpl.add_partition_offset(&delivery.topic, partition, Offset::Offset(next))?;
+        // Async: commits go out in order on one connection; revocation and `close` commit the
+        // last one synchronously.
         self.consumer.commit(&tpl, CommitMode::Async)?;
-        self.acked
-            .insert((delivery.topic.clone(), delivery.position.partition), next);
         Ok(())
     }
 
     async fn nack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        let (partition, offset, _) = kafka_position(&delivery.token)?;
         // Rewinding the partition discards what was prefetched after this message, so per-key
         // order is kept: nothing behind a failed message is processed before it.
         self.consumer.seek(
             &delivery.topic,
-            delivery.position.partition,
-            Offset::Offset(delivery.position.offset),
+            partition,
+            Offset::Offset(offset),
             ADMIN_TIMEOUT,
         )?;
         Ok(())
     }
 
     async fn close(self: Box<Self>) -> Result<(), BusError> {
-        let KafkaSubscription { consumer, acked } = *self;
+        let KafkaSubscription { consumer } = *self;
         tokio::task::spawn_blocking(move || -> Result<(), BusError> {
-            if !acked.is_empty() {
-                let mut tpl = TopicPartitionList::new();
-                for ((topic, partition), offset) in &acked {
-                    tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
-                }
-                consumer.commit(&tpl, CommitMode::Sync)?;
-            }
+            let ownership = consumer.context().ownership.clone();
+            ownership
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .commit_acked(&consumer, None)?;
             consumer.unsubscribe();
             Ok(())
         })

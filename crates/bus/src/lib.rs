@@ -33,7 +33,7 @@ use async_trait::async_trait;
 
 pub use consumer::{Consumer, HandleError, Handler};
 pub use error::BusError;
-pub use message::{Delivery, Message};
+pub use message::{AckToken, Delivery, Message};
 
 /// A broker as the services need it: durable topics, acknowledged publishes, and subscriptions
 /// whose progress moves only when the caller says a message is done.
@@ -89,10 +89,12 @@ pub trait Subscription: Send {
     /// Waits for the next message.
     async fn next(&mut self) -> Result<Delivery, BusError>;
 
-    /// The message is fully processed: its position may be committed.
+    /// The message is fully processed: the broker may forget it. Acknowledging a message this
+    /// member no longer owns (its partition or queue moved to another member) changes nothing:
+    /// the new owner redelivers it, and handlers are idempotent.
     async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError>;
 
-    /// The message failed: deliver it (and what follows it on its partition) again.
+    /// The message failed: deliver it again, before any later message of the same key.
     async fn nack(&mut self, delivery: &Delivery) -> Result<(), BusError>;
 
     /// Commits what was acknowledged and leaves the group, so partitions move on at once.

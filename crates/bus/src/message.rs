@@ -39,13 +39,36 @@ impl Message {
     }
 }
 
-/// Where a delivery sits in the broker, so it can be acknowledged or replayed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Position {
-    /// Kafka partition.
-    pub partition: i32,
-    /// Kafka offset within the partition.
-    pub offset: i64,
+/// What the broker needs to acknowledge or replay one delivery. Opaque to callers: they hand it
+/// back through `ack`/`nack` and may log it, nothing more, so no caller depends on one broker.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AckToken(pub(crate) TokenKind);
+
+/// The broker-specific content of an [`AckToken`].
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum TokenKind {
+    /// A Kafka record; `epoch` counts this member's assignments of the partition, so an
+    /// acknowledgement from before a rebalance is recognised as stale.
+    Kafka {
+        partition: i32,
+        offset: i64,
+        epoch: u64,
+    },
+    /// Built by tests of code that never acknowledges.
+    #[cfg(test)]
+    None,
+}
+
+impl std::fmt::Debug for AckToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            TokenKind::Kafka {
+                partition, offset, ..
+            } => write!(f, "kafka:{partition}@{offset}"),
+            #[cfg(test)]
+            TokenKind::None => write!(f, "none"),
+        }
+    }
 }
 
 /// An incoming message, as received; nothing in it is trusted yet.
@@ -59,8 +82,8 @@ pub struct Delivery {
     pub payload: Vec<u8>,
     /// All headers; values that were not UTF-8 are dropped.
     pub headers: Vec<(String, String)>,
-    /// Broker position, used by `ack`/`nack`.
-    pub position: Position,
+    /// Hands the delivery back to the broker that produced it (`ack`/`nack`).
+    pub token: AckToken,
 }
 
 impl Delivery {
@@ -100,10 +123,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
-            position: Position {
-                partition: 0,
-                offset: 0,
-            },
+            token: AckToken(TokenKind::None),
         }
     }
 

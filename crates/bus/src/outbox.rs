@@ -5,11 +5,18 @@
 //! order and marks them published only after the broker acknowledged them: a crash between the two
 //! republishes (consumers deduplicate on the message id), never loses.
 //!
+//! Per-key order holds with any number of relays, any failure and any pause: a key's rows are
+//! published only by the relay whose transaction holds the key's advisory lock, in `seq` order,
+//! each after the previous one was acknowledged, stopping at the key's first failure; a relay
+//! that freezes loses its keys after [`RelaySettings::lease`].
+//!
 //! Expected table (each service's migrations create it):
 //! `outbox(id uuid pk, seq bigserial, topic text, message_key text, message_type text,
 //! payload jsonb, created_at, published_at null, attempts int, last_error text)`, plus a
-//! statement trigger that runs `pg_notify('outbox', '')` after insert.
+//! statement trigger that runs `pg_notify('outbox', '')` after insert, and an index on
+//! `(message_key, seq)` of the pending rows.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +64,11 @@ pub struct RelaySettings {
     pub poll_interval: Duration,
     /// Pause after a failed round so a broker outage is not hammered.
     pub retry_backoff: Duration,
+    /// How long a relay may own its keys without talking to the database: the server ends a
+    /// session idle in its transaction for longer (`idle_in_transaction_session_timeout`), which
+    /// frees the keys of a frozen relay (SIGSTOP, half-open TCP). Must exceed the broker's
+    /// publish timeout, or a slow but live publish loses its keys and gets republished.
+    pub lease: Duration,
 }
 
 impl Default for RelaySettings {
@@ -65,11 +77,21 @@ impl Default for RelaySettings {
             batch_size: 100,
             poll_interval: Duration::from_millis(1000),
             retry_backoff: Duration::from_millis(1000),
+            lease: Duration::from_secs(30),
         }
     }
 }
 
-/// Publishes outbox rows of one database to the bus. Several may run at once (SKIP LOCKED).
+/// Advisory-lock class of relay key ownership (the first key of `pg_try_advisory_xact_lock`),
+/// so these locks never collide with any other advisory lock of the database.
+const KEY_LOCK_CLASS: i32 = 0x6f62_7831; // "obx1"
+
+/// Publishes outbox rows of one database to the bus.
+///
+/// Any number may run over one table (one per service instance) and a message key's rows still
+/// reach the broker in `seq` order: a relay publishes a key's rows only while it holds that key's
+/// advisory lock (`pg_try_advisory_xact_lock` on a hash of the key, held until its transaction
+/// ends), publishes them one after another, and stops at the key's first failure.
 pub struct OutboxRelay {
     pool: PgPool,
     bus: Arc<dyn MessageBus>,
@@ -86,6 +108,12 @@ struct Row {
     payload: String,
 }
 
+/// What happened to one key's rows in a round: the published prefix, and the row that failed.
+struct KeyOutcome {
+    published: Vec<Uuid>,
+    failed: Option<(Uuid, BusError)>,
+}
+
 impl OutboxRelay {
     /// A relay over `pool`'s `outbox` table.
     pub fn new(pool: PgPool, bus: Arc<dyn MessageBus>, settings: RelaySettings) -> Self {
@@ -96,55 +124,60 @@ impl OutboxRelay {
         }
     }
 
-    /// Claims one batch, publishes it and marks what the broker acknowledged; returns how many
-    /// rows were published.
+    /// Claims the keys of the oldest pending rows that no other relay owns, publishes their rows
+    /// in `seq` order and marks what the broker acknowledged; returns how many rows were
+    /// published.
     pub async fn relay_once(&self) -> Result<usize, BusError> {
         let mut tx = self.pool.begin().await?;
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, topic, message_key, message_type, payload::text AS payload \
-             FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 \
-             FOR UPDATE SKIP LOCKED",
+        sqlx::query("SELECT set_config('idle_in_transaction_session_timeout', $1, true)")
+            .bind(format!("{}ms", self.settings.lease.as_millis()))
+            .execute(&mut *tx)
+            .await?;
+        // Keys of the oldest pending rows that this transaction now owns. The LIMIT subquery is a
+        // fence: the lock is tried once per distinct key, never for rows outside the window.
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT message_key FROM ( \
+                SELECT DISTINCT message_key FROM ( \
+                    SELECT message_key FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 \
+                ) oldest \
+             ) candidates \
+             WHERE pg_try_advisory_xact_lock($2, hashtext(message_key))",
         )
         .bind(self.settings.batch_size)
+        .bind(KEY_LOCK_CLASS)
         .fetch_all(&mut *tx)
         .await?;
-        if rows.is_empty() {
+        if keys.is_empty() {
             tx.commit().await?;
             return Ok(0);
         }
-        let messages: Vec<(String, Message)> = rows
-            .into_iter()
-            .map(|r| {
-                let message = Message {
-                    id: r.id,
-                    key: r.message_key,
-                    kind: r.message_type,
-                    payload: r.payload.into_bytes(),
-                    headers: Vec::new(),
-                };
-                (r.topic, message)
-            })
-            .collect();
-        // All sends are enqueued in order before any is awaited: the idempotent producer keeps
-        // that order per partition, and the batch costs one round trip instead of one per row.
-        let results =
-            futures::future::join_all(messages.iter().map(|(topic, m)| self.bus.publish(topic, m)))
+        // A new statement, so a new snapshot: it sees everything the previous owner of these keys
+        // committed before releasing them, and nothing it published is taken again.
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, topic, message_key, message_type, payload::text AS payload \
+             FROM outbox WHERE published_at IS NULL AND message_key = ANY($1) \
+             ORDER BY seq LIMIT $2",
+        )
+        .bind(&keys)
+        .bind(self.settings.batch_size)
+        .fetch_all(&mut *tx)
+        .await?;
+        let outcomes =
+            futures::future::join_all(by_key(rows).into_iter().map(|rows| self.publish_key(rows)))
                 .await;
-        let mut published = Vec::with_capacity(messages.len());
+        let mut published = Vec::new();
         let mut first_error = None;
-        for ((_, m), result) in messages.iter().zip(results) {
-            match result {
-                Ok(()) => published.push(m.id),
-                Err(e) => {
-                    sqlx::query(
-                        "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
-                    )
-                    .bind(m.id)
-                    .bind(e.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                    first_error.get_or_insert(e);
-                }
+        for outcome in outcomes {
+            published.extend(outcome.published);
+            if let Some((id, e)) = outcome.failed {
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(e.to_string())
+                .execute(&mut *tx)
+                .await?;
+                first_error.get_or_insert(e);
             }
         }
         sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
@@ -162,6 +195,32 @@ impl OutboxRelay {
         }
     }
 
+    /// Publishes one key's rows one after another: a row is sent only after the one before it
+    /// was acknowledged, so a failure can never let a later row of the key overtake it.
+    async fn publish_key(&self, rows: Vec<Row>) -> KeyOutcome {
+        let mut published = Vec::with_capacity(rows.len());
+        for r in rows {
+            let message = Message {
+                id: r.id,
+                key: r.message_key,
+                kind: r.message_type,
+                payload: r.payload.into_bytes(),
+                headers: Vec::new(),
+            };
+            if let Err(e) = self.bus.publish(&r.topic, &message).await {
+                return KeyOutcome {
+                    published,
+                    failed: Some((r.id, e)),
+                };
+            }
+            published.push(r.id);
+        }
+        KeyOutcome {
+            published,
+            failed: None,
+        }
+    }
+
     /// Relays until `shutdown`; wakes on `NOTIFY outbox` and polls as a fallback.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut listener = None;
@@ -170,7 +229,10 @@ impl OutboxRelay {
                 listener = self.listen().await;
             }
             let pause = match self.relay_once().await {
-                Ok(n) if n as i64 >= self.settings.batch_size => continue,
+                // A full batch means a backlog: go on at once, unless asked to stop.
+                Ok(n) if n as i64 >= self.settings.batch_size && !shutdown.is_cancelled() => {
+                    continue;
+                }
                 Ok(n) => {
                     if n > 0 {
                         tracing::debug!(published = n, "outbox batch published");
@@ -211,6 +273,22 @@ impl OutboxRelay {
             }
         }
     }
+}
+
+/// Splits rows (in `seq` order) into one list per key, each still in `seq` order.
+fn by_key(rows: Vec<Row>) -> Vec<Vec<Row>> {
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut groups: Vec<Vec<Row>> = Vec::new();
+    for row in rows {
+        match index.get(&row.message_key) {
+            Some(&i) => groups[i].push(row),
+            None => {
+                index.insert(row.message_key.clone(), groups.len());
+                groups.push(vec![row]);
+            }
+        }
+    }
+    groups
 }
 
 /// Resolves on a notification; never resolves without a listener (the poll timer wins then).

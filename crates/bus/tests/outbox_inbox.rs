@@ -6,10 +6,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bus::kafka::{KafkaBus, KafkaSettings};
 use bus::outbox::{OutboxRelay, RelaySettings};
-use bus::{MessageBus, Subscription};
+use bus::{BusError, Joined, Message, MessageBus, Subscription};
 use testkit::{TestDb, eventually, kafka_brokers, unique_topic};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -201,6 +203,182 @@ async fn concurrent_relays_never_publish_a_row_twice() {
     let unique: HashSet<_> = got.iter().collect();
     assert_eq!(unique.len(), 200, "no duplicates");
     assert_eq!(unique, ids.iter().collect::<HashSet<_>>());
+    sub.close().await.unwrap();
+    pool.close().await;
+    db.drop_db().await;
+}
+
+/// What [`Faulty`] does to a publish before (or instead of) passing it to the real broker.
+enum Fault {
+    /// Every publish waits this long first (a slow network).
+    Delay(Duration),
+    /// The first publish of this message id fails; later ones go through.
+    FailOnce(std::sync::Mutex<Option<Uuid>>),
+    /// Publishes never return (a frozen process, a half-open connection).
+    Hang,
+}
+
+/// The real broker behind a fault, so a relay can be slowed, failed or frozen at will.
+struct Faulty {
+    inner: Arc<dyn MessageBus>,
+    fault: Fault,
+    /// Signalled on every publish attempt, so a test knows the relay is mid-batch.
+    publishing: Arc<Notify>,
+}
+
+impl Faulty {
+    fn new(inner: Arc<dyn MessageBus>, fault: Fault) -> Arc<Self> {
+        Arc::new(Faulty {
+            inner,
+            fault,
+            publishing: Arc::new(Notify::new()),
+        })
+    }
+}
+
+#[async_trait]
+impl MessageBus for Faulty {
+    async fn ensure_topics(&self, topics: &[String]) -> Result<(), BusError> {
+        self.inner.ensure_topics(topics).await
+    }
+
+    async fn publish(&self, topic: &str, message: &Message) -> Result<(), BusError> {
+        self.publishing.notify_one();
+        match &self.fault {
+            Fault::Delay(d) => tokio::time::sleep(*d).await,
+            Fault::FailOnce(id) => {
+                let mut id = id.lock().unwrap();
+                if *id == Some(message.id) {
+                    *id = None;
+                    return Err(BusError::Broker("injected publish failure".into()));
+                }
+            }
+            Fault::Hang => std::future::pending::<()>().await,
+        }
+        self.inner.publish(topic, message).await
+    }
+
+    async fn subscribe_signalled(
+        &self,
+        topic: &str,
+        group: &str,
+        joined: Joined,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        self.inner.subscribe_signalled(topic, group, joined).await
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        self.inner.ping().await
+    }
+}
+
+/// Runs `relay` until nothing is pending, tolerating failed rounds (their rows are retried).
+async fn drain_retrying(relay: &OutboxRelay, pool: &sqlx::PgPool) {
+    eventually("outbox drained", WAIT, || async {
+        let _ = relay.relay_once().await;
+        (pending(pool).await == 0).then_some(())
+    })
+    .await;
+}
+
+/// Arrange a topic and its outbox; returns what the tests below share.
+async fn ordered_fixture(
+    n: usize,
+) -> (TestDb, sqlx::PgPool, Arc<dyn MessageBus>, String, Vec<Uuid>) {
+    let (db, pool) = database().await;
+    let bus = bus();
+    let topic = unique_topic("keyorder");
+    bus.ensure_topics(std::slice::from_ref(&topic))
+        .await
+        .unwrap();
+    let ids = enqueue_n(&pool, &topic, n).await;
+    (db, pool, bus, topic, ids)
+}
+
+fn small_batches() -> RelaySettings {
+    RelaySettings {
+        batch_size: 5,
+        ..Default::default()
+    }
+}
+
+/// Two relays (two instances) over one table while the first is slow: the second must not
+/// publish the key's later rows before the first one's, so the key's rows arrive in `seq` order.
+#[tokio::test]
+async fn a_second_relay_never_overtakes_a_slow_one_on_the_same_key() {
+    let (db, pool, bus, topic, ids) = ordered_fixture(10).await;
+    let slow = Faulty::new(bus.clone(), Fault::Delay(Duration::from_millis(300)));
+    let a = OutboxRelay::new(pool.clone(), slow.clone(), small_batches());
+    let b = OutboxRelay::new(pool.clone(), bus.clone(), small_batches());
+
+    let first = tokio::spawn(async move { a.relay_once().await.unwrap() });
+    slow.publishing.notified().await;
+    let overtaking = b.relay_once().await.unwrap();
+    first.await.unwrap();
+    drain_retrying(&b, &pool).await;
+
+    let mut sub = bus.subscribe(&topic, &unique_topic("g")).await.unwrap();
+    assert_eq!(
+        receive_ids(&mut sub, 10).await,
+        ids,
+        "one key, publish order"
+    );
+    assert_eq!(overtaking, 0, "the key was owned by the slow relay");
+    sub.close().await.unwrap();
+    pool.close().await;
+    db.drop_db().await;
+}
+
+/// A publish that fails in the middle of a key's rows stops that key for the round: the rows
+/// after it are not published ahead of it, and the retry publishes all of them in order.
+#[tokio::test]
+async fn a_failed_publish_is_not_overtaken_by_the_rest_of_its_key() {
+    let (db, pool, bus, topic, ids) = ordered_fixture(3).await;
+    let failing = Faulty::new(
+        bus.clone(),
+        Fault::FailOnce(std::sync::Mutex::new(Some(ids[0]))),
+    );
+    let relay = OutboxRelay::new(pool.clone(), failing, RelaySettings::default());
+    drain_retrying(&relay, &pool).await;
+
+    let mut sub = bus.subscribe(&topic, &unique_topic("g")).await.unwrap();
+    assert_eq!(
+        receive_ids(&mut sub, 3).await,
+        ids,
+        "failed row first, then the rest"
+    );
+    sub.close().await.unwrap();
+    pool.close().await;
+    db.drop_db().await;
+}
+
+/// A relay that freezes mid-batch (publish never returns) holds its keys only for the lease:
+/// the database ends its session, and another relay publishes the key's rows, in order.
+#[tokio::test]
+async fn a_frozen_relay_loses_its_keys_after_the_lease() {
+    let (db, pool, bus, topic, ids) = ordered_fixture(8).await;
+    let frozen = Faulty::new(bus.clone(), Fault::Hang);
+    let a = OutboxRelay::new(
+        pool.clone(),
+        frozen.clone(),
+        RelaySettings {
+            lease: Duration::from_secs(1),
+            ..small_batches()
+        },
+    );
+    let b = OutboxRelay::new(pool.clone(), bus.clone(), small_batches());
+
+    let stuck = tokio::spawn(async move { a.relay_once().await });
+    frozen.publishing.notified().await;
+    drain_retrying(&b, &pool).await;
+
+    let mut sub = bus.subscribe(&topic, &unique_topic("g")).await.unwrap();
+    assert_eq!(
+        receive_ids(&mut sub, 8).await,
+        ids,
+        "taken over in publish order"
+    );
+    stuck.abort();
     sub.close().await.unwrap();
     pool.close().await;
     db.drop_db().await;

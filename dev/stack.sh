@@ -4,8 +4,9 @@
 #   up       PostgreSQL + Kafka (+ RabbitMQ when BROKER=rabbitmq or STACK_RABBITMQ=1), build,
 #            orders + payments + gateway, nginx for the frontend
 #   infra    PostgreSQL + Kafka + RabbitMQ only (STACK_RABBITMQ=0 leaves RabbitMQ out)
-#   test     whatever is not running yet (both brokers), `cargo test --workspace`, the browser
-#            tests of frontend/; then stops what it started. Extra cargo args: STACK_TEST_ARGS
+#   test     whatever is not running yet (both brokers), `cargo test --workspace` and the browser
+#            tests of frontend/ with the services on Kafka, then the end-to-end and browser
+#            suites again on RabbitMQ; then stops what it started. Extra cargo args: STACK_TEST_ARGS
 #   down     stops everything of ours in reverse order and checks that nothing is left
 #   status   what runs, where      logs     tail -F every log      clean    down + rm -rf .stack
 #   install  apt packages and the Kafka jars this needs (apt-get update only when something is
@@ -222,36 +223,62 @@ test_cleanup() {
 	exit "$rc"
 }
 
+# browser_tests — frontend/'s Chromium suite against the running stack; sets UI_RESULT.
+browser_tests() {
+	local t rc=0
+	if [[ ! -f $ROOT/frontend/package.json ]]; then
+		warn "frontend/package.json not found: browser tests skipped"
+		UI_RESULT=skipped
+		return 0
+	fi
+	log "browser tests: npm ci && npm test (frontend/)"
+	t=$(clock)
+	(cd "$ROOT/frontend" && npm ci --no-audit --no-fund && npm test) || rc=$?
+	UI_RESULT="$( ((rc == 0)) && echo passed || echo "FAILED (exit $rc)") in $(since "$t")s"
+	return "$rc"
+}
+
+# cargo_test ARGS... — cargo test from the root, timed; sets CARGO_RESULT.
+cargo_test() {
+	local t rc=0
+	t=$(clock)
+	(cd "$ROOT" && cargo test "$@") || rc=$?
+	CARGO_RESULT="$( ((rc == 0)) && echo passed || echo "FAILED (exit $rc)") in $(since "$t")s"
+	return "$rc"
+}
+
+# Every test on Kafka (the contract suite runs against both brokers by itself), then the
+# end-to-end and browser suites again with orders and payments restarted on RabbitMQ.
 cmd_test() {
 	trap test_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
-	local t_all t extra=() rc_cargo=0 rc_ui=0 ui=skipped
+	local t_all extra=() rc=0 results=()
 	t_all=$(clock)
-	infra_up 1 # RabbitMQ too: no test uses it yet, but CI keeps proving it starts (SPEC §4)
-	services_up
+	infra_up 1
+	BROKER=kafka services_up
 	nginx_up
 	# shellcheck source=/dev/null
 	. "$ENV_FILE"
 	read -r -a extra <<<"${STACK_TEST_ARGS:-}" || true
-	log "stack ready in $(since "$t_all")s; cargo test --workspace ${extra[*]}"
-	log "  against TEST_DATABASE_URL=$TEST_DATABASE_URL KAFKA_BROKERS=$KAFKA_BROKERS GATEWAY_URL=$GATEWAY_URL"
-	t=$(clock)
-	(cd "$ROOT" && cargo test --workspace "${extra[@]}") || rc_cargo=$?
-	local d_cargo
-	d_cargo=$(since "$t")
-	if [[ -f $ROOT/frontend/package.json ]]; then
-		log "browser tests: npm ci && npm test (frontend/)"
-		t=$(clock)
-		(cd "$ROOT/frontend" && npm ci --no-audit --no-fund && npm test) || rc_ui=$?
-		ui="$( ((rc_ui == 0)) && echo passed || echo "FAILED (exit $rc_ui)") in $(since "$t")s"
-	else
-		warn "frontend/package.json not found: browser tests skipped"
-	fi
-	log "cargo test: $( ((rc_cargo == 0)) && echo passed || echo "FAILED (exit $rc_cargo)") in ${d_cargo}s"
-	log "browser tests: $ui"
+	log "stack ready in $(since "$t_all")s (broker: kafka); cargo test --workspace ${extra[*]}"
+	log "  against TEST_DATABASE_URL=$TEST_DATABASE_URL KAFKA_BROKERS=$KAFKA_BROKERS AMQP_URL=$AMQP_URL GATEWAY_URL=$GATEWAY_URL"
+	BROKER=kafka cargo_test --workspace "${extra[@]}" || rc=1
+	results+=("cargo test --workspace (services on kafka): $CARGO_RESULT")
+	BROKER=kafka browser_tests || rc=1
+	results+=("browser tests (kafka): $UI_RESULT")
+
+	log "restarting orders and payments with BROKER=rabbitmq"
+	BROKER=rabbitmq STACK_SKIP_BUILD=1 services_up
+	BROKER=rabbitmq cargo_test -p e2e "${extra[@]}" || rc=1
+	results+=("cargo test -p e2e (services on rabbitmq): $CARGO_RESULT")
+	BROKER=rabbitmq browser_tests || rc=1
+	results+=("browser tests (rabbitmq): $UI_RESULT")
+
+	local r
+	for r in "${results[@]}"; do log "$r"; done
 	log "test total: $(since "$t_all")s"
-	((rc_cargo == 0 && rc_ui == 0))
+	((rc == 0))
 }
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }

@@ -86,6 +86,9 @@ services_up() {
 			if [[ $BIN_DIR/$name -nt $PIDS/$name.pid ]]; then
 				log "$name: binary rebuilt since it started: restarting"
 				stop_pid "$name" "$pid" "$STOP_TIMEOUT"
+			elif [[ $name != gateway && $(state_get "BROKER_$name") != "${BROKER:-kafka}" ]]; then
+				log "$name: runs on $(state_get "BROKER_$name"), BROKER=${BROKER:-kafka} wanted: restarting"
+				stop_pid "$name" "$pid" "$STOP_TIMEOUT"
 			else
 				log "$name already running (pid $pid, :$(service_port "$name"))"
 				continue
@@ -99,6 +102,7 @@ services_up() {
 		t0+=("$(clock)")
 		nohup env "${envs[@]}" "$BIN_DIR/$name" </dev/null >>"$LOGS/$name.log" 2>&1 &
 		echo $! >"$PIDS/$name.pid"
+		[[ $name == gateway ]] || state_set "BROKER_$name" "${BROKER:-kafka}"
 		if ((fresh)); then started "$name"; fi
 		waiting+=("$name")
 	done

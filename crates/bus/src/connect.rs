@@ -6,13 +6,16 @@ use async_trait::async_trait;
 use platform::health::HealthProbe;
 
 use crate::kafka::{KafkaBus, KafkaSettings};
-use crate::{BusError, MessageBus};
+use crate::rabbitmq::{RabbitBus, RabbitSettings};
+use crate::{BusError, MessageBus, TopicSpec};
 
 /// Which broker implementation backs the bus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerKind {
     /// Apache Kafka (the default).
     Kafka,
+    /// RabbitMQ with the consistent-hash exchange plugin.
+    RabbitMq,
 }
 
 impl std::str::FromStr for BrokerKind {
@@ -21,7 +24,10 @@ impl std::str::FromStr for BrokerKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "kafka" => Ok(BrokerKind::Kafka),
-            other => Err(format!("unknown broker {other:?}; supported: kafka")),
+            "rabbitmq" => Ok(BrokerKind::RabbitMq),
+            other => Err(format!(
+                "unknown broker {other:?}; supported: kafka, rabbitmq"
+            )),
         }
     }
 }
@@ -35,6 +41,11 @@ pub fn from_env(client_id: &str) -> Result<Arc<dyn MessageBus>, BusError> {
             let settings =
                 KafkaSettings::from_env(client_id).map_err(|e| BusError::Config(e.to_string()))?;
             Ok(Arc::new(KafkaBus::new(settings)?))
+        }
+        BrokerKind::RabbitMq => {
+            let settings =
+                RabbitSettings::from_env(client_id).map_err(|e| BusError::Config(e.to_string()))?;
+            Ok(Arc::new(RabbitBus::new(settings)))
         }
     }
 }
@@ -66,23 +77,23 @@ impl HealthProbe for ConsumerProbe {
         if self.0.is_set() {
             Ok(())
         } else {
-            Err("not yet assigned its partitions".into())
+            Err("not attached to its consumer group".into())
         }
     }
 }
 
-/// Creates `topics`, retrying while the broker is still starting (up to a minute). The caller
+/// Declares `topology`, retrying while the broker is still starting (up to a minute). The caller
 /// races this against its stop signal: a broker that never comes up must not make SIGTERM wait.
-pub async fn ensure_topics_with_retry(
+pub async fn declare_with_retry(
     bus: &dyn MessageBus,
-    topics: &[String],
+    topology: &[TopicSpec],
 ) -> Result<(), BusError> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        match bus.ensure_topics(topics).await {
+        match bus.declare(topology).await {
             Ok(()) => return Ok(()),
             Err(e) if tokio::time::Instant::now() < deadline => {
-                tracing::warn!(error = %e, "broker not ready, retrying topic creation");
+                tracing::warn!(error = %e, "broker not ready, retrying the topology declaration");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
             Err(e) => return Err(e),

@@ -46,6 +46,15 @@ pub fn dlq_topic(topic: &str) -> String {
     format!("{topic}.dlq")
 }
 
+/// The group whose storage holds dead letters until an operator reads or replays them; on
+/// RabbitMQ a topic nobody reads would refuse the message.
+pub const DLQ_GROUP: &str = "dead-letters";
+
+/// The dead-letter topic of `topic` with the group that keeps its messages.
+pub fn dlq_spec(topic: &str) -> crate::TopicSpec {
+    crate::TopicSpec::new(dlq_topic(topic), [DLQ_GROUP])
+}
+
 /// Backoff bounds for transient failures.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);

@@ -22,3 +22,9 @@ impl From<rdkafka::error::KafkaError> for BusError {
         BusError::Broker(Box::new(err))
     }
 }
+
+impl From<lapin::Error> for BusError {
+    fn from(err: lapin::Error) -> Self {
+        BusError::Broker(Box::new(err))
+    }
+}

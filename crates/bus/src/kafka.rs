@@ -22,7 +22,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 
 use crate::message::{AckToken, Delivery, Message, TokenKind};
-use crate::{BusError, Joined, MessageBus, Subscription};
+use crate::{BusError, Joined, MessageBus, Subscription, TopicSpec};
 
 /// How long a publish may wait for the broker before the relay retries it later.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -102,15 +102,17 @@ impl KafkaBus {
 
 #[async_trait]
 impl MessageBus for KafkaBus {
-    async fn ensure_topics(&self, topics: &[String]) -> Result<(), BusError> {
+    /// Creates the topics; groups need nothing beforehand (a topic keeps its messages for any
+    /// group that joins later, from the earliest offset).
+    async fn declare(&self, topology: &[TopicSpec]) -> Result<(), BusError> {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.settings.brokers)
             .create()?;
-        let new: Vec<NewTopic<'_>> = topics
+        let new: Vec<NewTopic<'_>> = topology
             .iter()
             .map(|t| {
                 NewTopic::new(
-                    t,
+                    &t.topic,
                     self.settings.partitions,
                     TopicReplication::Fixed(self.settings.replication),
                 )
@@ -326,7 +328,6 @@ fn kafka_position(token: &AckToken) -> Result<(i32, i64, u64), BusError> {
             offset,
             epoch,
         } => Ok((partition, offset, epoch)),
-        #[allow(unreachable_patterns)]
         _ => Err(BusError::Config(format!(
             "{token:?} was not delivered by Kafka"
         ))),

@@ -5,10 +5,12 @@
 //!   message carries (`message-id`, `message-type`).
 //! - [`MessageBus`] / [`Subscription`]: the one abstraction relays and consumers use;
 //!   [`kafka`] implements it with rdkafka (idempotent producer, `acks=all`, offsets committed
-//!   only after the handler succeeded).
+//!   only after the handler succeeded), [`rabbitmq`] with lapin (publisher confirms, one
+//!   consistent-hash exchange per group into single-active-consumer queues, manual acks).
 //! - [`outbox`]: the generic relay both services run. Rows written in the same transaction as the
-//!   business change are claimed with `FOR UPDATE SKIP LOCKED`, published, and marked published
-//!   only after the broker acknowledged them (at-least-once, never lost).
+//!   business change are published per key in `seq` order by whichever relay instance holds the
+//!   key's advisory lock, and marked published only after the broker acknowledged them
+//!   (at-least-once, never lost, never reordered within a key).
 //! - [`inbox`]: the transactional inbox. A handler's transaction starts by recording the message
 //!   id; a redelivered message finds it and is skipped (effects at most once).
 //! - [`consumer`]: the loop around a handler: commit after success, redeliver after a transient
@@ -24,6 +26,7 @@ pub mod inbox;
 pub mod kafka;
 pub mod message;
 pub mod outbox;
+pub mod rabbitmq;
 pub mod service;
 
 use std::sync::Arc;
@@ -35,18 +38,48 @@ pub use consumer::{Consumer, HandleError, Handler};
 pub use error::BusError;
 pub use message::{AckToken, Delivery, Message};
 
+/// A topic and the consumer groups that read it: what a broker must have in place before the
+/// first publish, so that no message is accepted with nowhere to go.
+///
+/// Kafka keeps a topic's messages for any group that joins later and needs only the topic;
+/// RabbitMQ drops what reaches an exchange with no queue, so it declares each group's queues
+/// from this before anything is published (and publishes `mandatory` as a second line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// The topic (Kafka topic, RabbitMQ exchange).
+    pub topic: String,
+    /// Every consumer group that must receive each message of the topic.
+    pub groups: Vec<String>,
+}
+
+impl TopicSpec {
+    /// `topic`, read by each of `groups`.
+    pub fn new<G: Into<String>>(
+        topic: impl Into<String>,
+        groups: impl IntoIterator<Item = G>,
+    ) -> Self {
+        TopicSpec {
+            topic: topic.into(),
+            groups: groups.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 /// A broker as the services need it: durable topics, acknowledged publishes, and subscriptions
 /// whose progress moves only when the caller says a message is done.
 #[async_trait]
 pub trait MessageBus: Send + Sync + 'static {
-    /// Creates the topics (queues) if missing, so a fresh broker works without manual steps.
-    async fn ensure_topics(&self, topics: &[String]) -> Result<(), BusError>;
+    /// Declares topics and the consumer groups' storage if missing (idempotent, durable), so a
+    /// fresh broker works without manual steps and a publish never outruns its readers' queues.
+    async fn declare(&self, topology: &[TopicSpec]) -> Result<(), BusError>;
 
-    /// Publishes and returns only once the broker has durably accepted the message.
+    /// Publishes and returns only once the broker has durably accepted the message for every
+    /// group of the topic; a message no group can receive is an error, not a silent drop.
     async fn publish(&self, topic: &str, message: &Message) -> Result<(), BusError>;
 
-    /// Joins consumer group `group` on `topic`; members of one group share the partitions.
-    /// `joined` is set once the group has given this member its share (possibly none).
+    /// Joins consumer group `group` on `topic` (declaring the group's storage first); members of
+    /// one group share the work, and each key is consumed by one member at a time, in order.
+    /// `joined` is set while this member is attached and cleared while it is not.
     async fn subscribe_signalled(
         &self,
         topic: &str,
@@ -64,7 +97,8 @@ pub trait MessageBus: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), BusError>;
 }
 
-/// Set once a subscription has joined its consumer group and received its partitions.
+/// Set while a subscription is attached to its consumer group (Kafka: partitions assigned;
+/// RabbitMQ: consuming every queue of the group).
 ///
 /// A service reports ready only after this: before the group coordinator has assigned
 /// partitions (seconds after a broker restart) nothing would consume what it is asked to do.
@@ -80,6 +114,11 @@ impl Joined {
     /// Records the assignment; called by the broker implementation.
     pub fn set(&self) {
         self.0.store(true, Ordering::Release);
+    }
+
+    /// Records losing the broker (connection dropped): `/health` reports it until rejoined.
+    pub fn clear(&self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

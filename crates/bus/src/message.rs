@@ -54,6 +54,10 @@ pub(crate) enum TokenKind {
         offset: i64,
         epoch: u64,
     },
+    /// A RabbitMQ delivery on the channel of one of the group's queues; `epoch` names that
+    /// channel, so an acknowledgement for a channel since closed (its messages requeued) is
+    /// recognised as stale.
+    Rabbit { queue: usize, tag: u64, epoch: u64 },
     /// Built by tests of code that never acknowledges.
     #[cfg(test)]
     None,
@@ -65,6 +69,7 @@ impl std::fmt::Debug for AckToken {
             TokenKind::Kafka {
                 partition, offset, ..
             } => write!(f, "kafka:{partition}@{offset}"),
+            TokenKind::Rabbit { queue, tag, epoch } => write!(f, "rabbitmq:{queue}#{epoch}.{tag}"),
             #[cfg(test)]
             TokenKind::None => write!(f, "none"),
         }

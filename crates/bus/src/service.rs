@@ -13,10 +13,13 @@ use poem_openapi::{OpenApi, OpenApiService};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::MessageBus;
+use platform::config::ServiceSettings;
+
 use crate::connect::{BusProbe, ConsumerProbe};
 use crate::consumer::Consumer;
+use crate::consumer::dlq_spec;
 use crate::outbox::{OutboxRelay, RelaySettings};
+use crate::{MessageBus, TopicSpec};
 
 /// Applies `migrator` to the database at `url` and returns; `<service> migrate` runs this as a
 /// one-shot job (compose), so start-up never races another instance's migration.
@@ -49,14 +52,25 @@ pub fn app<T: OpenApi + 'static>(
     platform::http::finish(Route::new().at("/openapi.json", spec).nest("/", api))
 }
 
+/// The payment topics as both services declare them, whichever starts first: requests read by
+/// the payments group, results by the orders group, each with its dead-letter topic.
+pub fn payment_topology(settings: &ServiceSettings) -> Vec<TopicSpec> {
+    vec![
+        TopicSpec::new(&settings.requests_topic, [&settings.payments_group]),
+        TopicSpec::new(&settings.results_topic, [&settings.orders_group]),
+        dlq_spec(&settings.requests_topic),
+        dlq_spec(&settings.results_topic),
+    ]
+}
+
 /// The parts of a service that [`run`] drives.
 pub struct Service<E> {
     /// The service's own database (holds its outbox).
     pub pool: PgPool,
     /// The broker.
     pub bus: Arc<dyn MessageBus>,
-    /// Topics to create before starting (including dead-letter topics).
-    pub topics: Vec<String>,
+    /// Topics and their readers to declare before starting (see [`payment_topology`]).
+    pub topology: Vec<TopicSpec>,
     /// The service's one consumer.
     pub consumer: Consumer,
     /// The HTTP application.
@@ -95,7 +109,7 @@ pub async fn run<E: Endpoint + 'static>(
     let Service {
         pool,
         bus,
-        topics,
+        topology,
         consumer,
         app,
     } = service;
@@ -103,7 +117,7 @@ pub async fn run<E: Endpoint + 'static>(
     let server = tokio::spawn(platform::http::serve(listener, app, shutdown.clone()));
 
     let topics_ready = tokio::select! {
-        ready = crate::connect::ensure_topics_with_retry(bus.as_ref(), &topics) => Some(ready),
+        ready = crate::connect::declare_with_retry(bus.as_ref(), &topology) => Some(ready),
         _ = shutdown.cancelled() => None,
     };
     let workers = match topics_ready {

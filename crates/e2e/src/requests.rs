@@ -2,39 +2,43 @@
 //!
 //! Redelivery is what the inbox and the unique transaction per order exist for (SPEC §3.3); the
 //! scenarios produce it on purpose by publishing a copy of a real request, through the same
-//! [`bus::kafka::KafkaBus`] the services use.
+//! bus the services use (`BROKER`, `KAFKA_BROKERS` / `AMQP_URL`, as the stack exports them).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bus::MessageBus;
-use bus::kafka::{KafkaBus, KafkaSettings};
 use bus::message::{HEADER_MESSAGE_ID, HEADER_MESSAGE_TYPE};
-use bus::{Delivery, Message};
+use bus::{Delivery, Message, MessageBus, Subscription};
 use serde_json::Value;
 use uuid::Uuid;
 
-/// The payment-requests topic of the running stack.
+/// The payment-requests topic of the running stack, watched from the moment this is created.
 pub struct PaymentRequests {
-    /// A producer (and consumer factory) on `KAFKA_BROKERS`.
-    bus: KafkaBus,
+    /// The bus the services run on.
+    bus: Arc<dyn MessageBus>,
     /// `PAYMENT_REQUESTS_TOPIC`, default `payment.requests` as in the services.
     topic: String,
+    /// A consumer group of its own, so no service's progress is touched. Joined before the
+    /// scenario acts: RabbitMQ gives a group only what is published after it exists.
+    watching: Box<dyn Subscription>,
 }
 
 impl PaymentRequests {
-    /// Connects to `KAFKA_BROKERS` (required) and `PAYMENT_REQUESTS_TOPIC`.
-    pub fn from_env() -> Self {
+    /// Joins a fresh group on `PAYMENT_REQUESTS_TOPIC` on the stack's broker.
+    pub async fn watch() -> Self {
         let topic = std::env::var("PAYMENT_REQUESTS_TOPIC")
             .unwrap_or_else(|_| "payment.requests".to_owned());
-        let bus = KafkaBus::new(KafkaSettings {
-            brokers: testkit::kafka_brokers(),
-            // Only used when creating topics, which these tests never do.
-            partitions: 3,
-            replication: 1,
-            client_id: "e2e".to_owned(),
-        })
-        .expect("create the Kafka producer");
-        PaymentRequests { bus, topic }
+        let bus = bus::connect::from_env("e2e").expect("the broker named by BROKER");
+        let group = format!("e2e-find-{}", Uuid::new_v4().simple());
+        let watching = bus
+            .subscribe(&topic, &group)
+            .await
+            .expect("subscribe to the payment-requests topic");
+        PaymentRequests {
+            bus,
+            topic,
+            watching,
+        }
     }
 
     /// The topic's name.
@@ -42,19 +46,13 @@ impl PaymentRequests {
         &self.topic
     }
 
-    /// Reads the topic from the beginning, in a fresh consumer group (so no service's progress
-    /// is touched), until the request whose payload names `order_id`; panics after `deadline`.
-    pub async fn find(&self, order_id: Uuid, deadline: Duration) -> Delivery {
-        let group = format!("e2e-find-{}", Uuid::new_v4().simple());
-        let mut subscription = self
-            .bus
-            .subscribe(&self.topic, &group)
-            .await
-            .expect("subscribe to the payment-requests topic");
+    /// Reads what was published since [`Self::watch`] until the request whose payload names
+    /// `order_id`; panics after `deadline`.
+    pub async fn find(&mut self, order_id: Uuid, deadline: Duration) -> Delivery {
         let until = tokio::time::Instant::now() + deadline;
         let wanted = order_id.to_string();
-        let found = loop {
-            let delivery = tokio::time::timeout_at(until, subscription.next())
+        loop {
+            let delivery = tokio::time::timeout_at(until, self.watching.next())
                 .await
                 .unwrap_or_else(|_| {
                     panic!(
@@ -63,6 +61,10 @@ impl PaymentRequests {
                     )
                 })
                 .expect("consume the payment-requests topic");
+            self.watching
+                .ack(&delivery)
+                .await
+                .expect("acknowledge in the e2e group");
             let payload: Option<Value> = serde_json::from_slice(&delivery.payload).ok();
             let names_order = payload
                 .as_ref()
@@ -70,14 +72,9 @@ impl PaymentRequests {
                 .and_then(Value::as_str)
                 == Some(wanted.as_str());
             if names_order {
-                break delivery;
+                return delivery;
             }
-        };
-        subscription
-            .close()
-            .await
-            .expect("leave the e2e consumer group");
-        found
+        }
     }
 
     /// Publishes `original` again: same key, payload and headers, except `message-id`, which is

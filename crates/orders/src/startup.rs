@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bus::MessageBus;
-use bus::consumer::{Consumer, dlq_topic};
+use bus::consumer::Consumer;
 use bus::service::Service;
 use tokio_util::sync::CancellationToken;
 
@@ -35,11 +35,7 @@ pub async fn run(
         return Ok(());
     };
     let handler = Arc::new(PaymentResultHandler { pool: pool.clone() });
-    let topics = vec![
-        settings.requests_topic.clone(),
-        settings.results_topic.clone(),
-        dlq_topic(&settings.results_topic),
-    ];
+    let topology = bus::service::payment_topology(&settings);
     let consumer = Consumer::new(
         bus.clone(),
         settings.results_topic,
@@ -57,7 +53,7 @@ pub async fn run(
     let service = Service {
         pool,
         bus,
-        topics,
+        topology,
         consumer,
         app,
     };

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bus::MessageBus;
-use bus::consumer::{Consumer, dlq_topic};
+use bus::consumer::Consumer;
 use bus::service::Service;
 use tokio_util::sync::CancellationToken;
 
@@ -38,11 +38,7 @@ pub async fn run(
         pool: pool.clone(),
         results_topic: settings.results_topic.clone(),
     });
-    let topics = vec![
-        settings.requests_topic.clone(),
-        dlq_topic(&settings.requests_topic),
-        settings.results_topic.clone(),
-    ];
+    let topology = bus::service::payment_topology(&settings);
     let consumer = Consumer::new(
         bus.clone(),
         settings.requests_topic,
@@ -60,7 +56,7 @@ pub async fn run(
     let service = Service {
         pool,
         bus,
-        topics,
+        topology,
         consumer,
         app,
     };

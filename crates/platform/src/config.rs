@@ -50,8 +50,13 @@ pub struct ServiceSettings {
     pub requests_topic: String,
     /// Payment results: payments publishes, orders consumes (`PAYMENT_RESULTS_TOPIC`).
     pub results_topic: String,
-    /// Consumer group shared by the instances of one service (`<SERVICE>_CONSUMER_GROUP`).
+    /// Consumer group shared by the instances of this service (`<SERVICE>_CONSUMER_GROUP`).
     pub consumer_group: String,
+    /// The group that reads payment requests (`PAYMENTS_CONSUMER_GROUP`): orders declares its
+    /// queues too, so a request published before payments ever ran waits for it (RabbitMQ).
+    pub payments_group: String,
+    /// The group that reads payment results (`ORDERS_CONSUMER_GROUP`), for the same reason.
+    pub orders_group: String,
 }
 
 impl ServiceSettings {
@@ -70,6 +75,8 @@ impl ServiceSettings {
             requests_topic: string_or("PAYMENT_REQUESTS_TOPIC", "payment.requests"),
             results_topic: string_or("PAYMENT_RESULTS_TOPIC", "payment.results"),
             consumer_group: string_or(&group_var, name),
+            payments_group: string_or("PAYMENTS_CONSUMER_GROUP", "payments"),
+            orders_group: string_or("ORDERS_CONSUMER_GROUP", "orders"),
         })
     }
 }

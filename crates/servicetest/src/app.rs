@@ -114,6 +114,7 @@ impl ServiceUnderTest {
             requests: unique_topic("payment-requests"),
             results: unique_topic("payment-results"),
         };
+        let group = unique_topic(&format!("{}-group", service.name));
         let settings = ServiceSettings {
             http_host: "127.0.0.1".into(),
             http_port: 0,
@@ -121,7 +122,18 @@ impl ServiceUnderTest {
             database_max_connections: 5,
             requests_topic: topics.requests.clone(),
             results_topic: topics.results.clone(),
-            consumer_group: unique_topic(&format!("{}-group", service.name)),
+            consumer_group: group.clone(),
+            // The peer's group is declared too (RabbitMQ needs its queues before a publish).
+            payments_group: if service.name == "payments" {
+                group.clone()
+            } else {
+                unique_topic("payments-group")
+            },
+            orders_group: if service.name == "orders" {
+                group
+            } else {
+                unique_topic("orders-group")
+            },
         };
         let mut app = ServiceUnderTest {
             address: String::new(),

@@ -2,7 +2,8 @@
 //!
 //! - [`TestDb`]: a fresh PostgreSQL database per test, created on the server named by
 //!   `TEST_DATABASE_URL` and dropped by [`TestDb::drop_db`].
-//! - [`kafka_brokers`]: the real broker the stack started (`KAFKA_BROKERS`).
+//! - [`kafka_brokers`], [`amqp_url`]: the real brokers the stack started (`KAFKA_BROKERS`,
+//!   `AMQP_URL`).
 //! - [`eventually`]: wait on a condition with a deadline instead of sleeping.
 //!
 //! Missing environment variables fail the test with the command that provides them: these
@@ -17,13 +18,18 @@ use sqlx::{Connection, PgConnection, PgPool};
 /// Reads a required variable, failing with a hint at the command that sets it.
 pub fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests with `make test` (it starts PostgreSQL and Kafka and exports it)")
+        panic!("{name} is not set: run the tests with `make test` (it starts PostgreSQL, Kafka and RabbitMQ and exports it)")
     })
 }
 
 /// The Kafka bootstrap servers of the running stack.
 pub fn kafka_brokers() -> String {
     required_env("KAFKA_BROKERS")
+}
+
+/// The RabbitMQ URL of the running stack.
+pub fn amqp_url() -> String {
+    required_env("AMQP_URL")
 }
 
 /// A database that exists only for one test.

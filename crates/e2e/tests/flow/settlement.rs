@@ -124,13 +124,13 @@ async fn concurrent_orders_never_overdraw_the_account() {
 /// The same payment request delivered again — once byte for byte (same message-id, caught by
 /// the inbox) and once under a new message-id (caught by the unique transaction per order) —
 /// debits nothing more and leaves the order exactly as it was. A control order of the same
-/// user, placed after the duplicates were acknowledged by Kafka, travels on the same key (so
-/// the same partition) behind them: once it is FINISHED, the duplicates have been processed.
+/// user, placed after the duplicates were acknowledged by the broker, travels on the same key
+/// (so the same partition or queue) behind them: once it is FINISHED, the duplicates have been processed.
 #[tokio::test]
 async fn redelivered_payment_request_debits_only_once() {
     // Arrange
     let api = Gateway::from_env();
-    let requests = PaymentRequests::from_env();
+    let mut requests = PaymentRequests::watch().await;
     let user = Uuid::new_v4();
     api.create_account(user, json!(500)).await;
     let order_id = api.create_order(user, json!(100), "paid once").await;

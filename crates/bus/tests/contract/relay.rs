@@ -1,33 +1,22 @@
-//! Outbox relay and inbox against real PostgreSQL (`TEST_DATABASE_URL`) and Kafka.
+//! The outbox relay and the inbox against real PostgreSQL and the broker under test: rows are
+//! published once, in `seq` order per key, whatever the number of relays and their faults.
 
-#![allow(clippy::unwrap_used)]
-
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bus::kafka::{KafkaBus, KafkaSettings};
 use bus::outbox::{OutboxRelay, RelaySettings};
-use bus::{BusError, Joined, Message, MessageBus, Subscription};
-use testkit::{TestDb, eventually, kafka_brokers, unique_topic};
+use bus::{
+    BusError, Consumer, Delivery, HandleError, Handler, Joined, Message, MessageBus, Subscription,
+    TopicSpec,
+};
+use testkit::{TestDb, eventually};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-const WAIT: Duration = Duration::from_secs(30);
-
-fn bus() -> Arc<dyn MessageBus> {
-    Arc::new(
-        KafkaBus::new(KafkaSettings {
-            brokers: kafka_brokers(),
-            partitions: 3,
-            replication: 1,
-            client_id: "outbox-test".into(),
-        })
-        .unwrap(),
-    )
-}
+use crate::{Broker, WAIT, declared, receive_ids};
 
 /// The outbox table shape is the one the services migrate; use the payments schema, which has
 /// both the outbox and the inbox.
@@ -67,29 +56,12 @@ async fn pending(pool: &sqlx::PgPool) -> i64 {
         .unwrap()
 }
 
-async fn receive_ids(sub: &mut Box<dyn Subscription>, n: usize) -> Vec<Uuid> {
-    let mut ids = Vec::new();
-    for _ in 0..n {
-        let d = tokio::time::timeout(WAIT, sub.next())
-            .await
-            .unwrap()
-            .unwrap();
-        ids.push(d.message_id().unwrap());
-        sub.ack(&d).await.unwrap();
-    }
-    ids
-}
-
 /// Rows are published in insertion order with their row id as message id, marked published,
 /// and a second round publishes nothing.
-#[tokio::test]
-async fn relay_publishes_pending_rows_once_in_order() {
+pub async fn relay_publishes_pending_rows_once_in_order(broker: Broker) {
     let (db, pool) = database().await;
-    let bus = bus();
-    let topic = unique_topic("outbox");
-    bus.ensure_topics(std::slice::from_ref(&topic))
-        .await
-        .unwrap();
+    let bus = broker.bus();
+    let (topic, group) = declared(bus.as_ref(), "outbox").await;
     let ids = enqueue_n(&pool, &topic, 25).await;
 
     let relay = OutboxRelay::new(
@@ -111,7 +83,7 @@ async fn relay_publishes_pending_rows_once_in_order() {
     assert_eq!(total, 25);
     assert_eq!(pending(&pool).await, 0);
 
-    let mut sub = bus.subscribe(&topic, &unique_topic("g")).await.unwrap();
+    let mut sub = bus.subscribe(&topic, &group).await.unwrap();
     assert_eq!(
         receive_ids(&mut sub, 25).await,
         ids,
@@ -124,14 +96,10 @@ async fn relay_publishes_pending_rows_once_in_order() {
 
 /// The running relay wakes on NOTIFY: a row committed while it idles is published well before
 /// the (here: one minute) polling interval.
-#[tokio::test]
-async fn running_relay_wakes_on_notify() {
+pub async fn running_relay_wakes_on_notify(broker: Broker) {
     let (db, pool) = database().await;
-    let bus = bus();
-    let topic = unique_topic("notify");
-    bus.ensure_topics(std::slice::from_ref(&topic))
-        .await
-        .unwrap();
+    let bus = broker.bus();
+    let (topic, _) = declared(bus.as_ref(), "notify").await;
     let stop = CancellationToken::new();
     let relay = OutboxRelay::new(
         pool.clone(),
@@ -169,15 +137,11 @@ async fn running_relay_wakes_on_notify() {
 }
 
 /// Two relays over one table (two service instances) publish every row exactly once between
-/// them: claims use SKIP LOCKED.
-#[tokio::test]
-async fn concurrent_relays_never_publish_a_row_twice() {
+/// them: a key is owned by one relay at a time.
+pub async fn concurrent_relays_never_publish_a_row_twice(broker: Broker) {
     let (db, pool) = database().await;
-    let bus = bus();
-    let topic = unique_topic("skiplocked");
-    bus.ensure_topics(std::slice::from_ref(&topic))
-        .await
-        .unwrap();
+    let bus = broker.bus();
+    let (topic, group) = declared(bus.as_ref(), "tworelays").await;
     let ids = enqueue_n(&pool, &topic, 200).await;
 
     let settings = RelaySettings {
@@ -198,7 +162,7 @@ async fn concurrent_relays_never_publish_a_row_twice() {
     let (na, nb) = tokio::join!(drain(a), drain(b));
     assert_eq!(na + nb, 200);
 
-    let mut sub = bus.subscribe(&topic, &unique_topic("g")).await.unwrap();
+    let mut sub = bus.subscribe(&topic, &group).await.unwrap();
     let got = receive_ids(&mut sub, 200).await;
     let unique: HashSet<_> = got.iter().collect();
     assert_eq!(unique.len(), 200, "no duplicates");
@@ -238,8 +202,8 @@ impl Faulty {
 
 #[async_trait]
 impl MessageBus for Faulty {
-    async fn ensure_topics(&self, topics: &[String]) -> Result<(), BusError> {
-        self.inner.ensure_topics(topics).await
+    async fn declare(&self, topology: &[TopicSpec]) -> Result<(), BusError> {
+        self.inner.declare(topology).await
     }
 
     async fn publish(&self, topic: &str, message: &Message) -> Result<(), BusError> {
@@ -282,17 +246,29 @@ async fn drain_retrying(relay: &OutboxRelay, pool: &sqlx::PgPool) {
 }
 
 /// Arrange a topic and its outbox; returns what the tests below share.
-async fn ordered_fixture(
-    n: usize,
-) -> (TestDb, sqlx::PgPool, Arc<dyn MessageBus>, String, Vec<Uuid>) {
+async fn ordered_fixture(broker: Broker, n: usize) -> Fixture {
     let (db, pool) = database().await;
-    let bus = bus();
-    let topic = unique_topic("keyorder");
-    bus.ensure_topics(std::slice::from_ref(&topic))
-        .await
-        .unwrap();
+    let bus = broker.bus();
+    let (topic, group) = declared(bus.as_ref(), "keyorder").await;
     let ids = enqueue_n(&pool, &topic, n).await;
-    (db, pool, bus, topic, ids)
+    Fixture {
+        db,
+        pool,
+        bus,
+        topic,
+        group,
+        ids,
+    }
+}
+
+/// A database with `n` pending rows of one key, and a declared topic with one group.
+struct Fixture {
+    db: TestDb,
+    pool: sqlx::PgPool,
+    bus: Arc<dyn MessageBus>,
+    topic: String,
+    group: String,
+    ids: Vec<Uuid>,
 }
 
 fn small_batches() -> RelaySettings {
@@ -304,9 +280,15 @@ fn small_batches() -> RelaySettings {
 
 /// Two relays (two instances) over one table while the first is slow: the second must not
 /// publish the key's later rows before the first one's, so the key's rows arrive in `seq` order.
-#[tokio::test]
-async fn a_second_relay_never_overtakes_a_slow_one_on_the_same_key() {
-    let (db, pool, bus, topic, ids) = ordered_fixture(10).await;
+pub async fn a_second_relay_never_overtakes_a_slow_one_on_the_same_key(broker: Broker) {
+    let Fixture {
+        db,
+        pool,
+        bus,
+        topic,
+        group,
+        ids,
+    } = ordered_fixture(broker, 10).await;
     let slow = Faulty::new(bus.clone(), Fault::Delay(Duration::from_millis(300)));
     let a = OutboxRelay::new(pool.clone(), slow.clone(), small_batches());
     let b = OutboxRelay::new(pool.clone(), bus.clone(), small_batches());
@@ -317,7 +299,7 @@ async fn a_second_relay_never_overtakes_a_slow_one_on_the_same_key() {
     first.await.unwrap();
     drain_retrying(&b, &pool).await;
 
-    let mut sub = bus.subscribe(&topic, &unique_topic("g")).await.unwrap();
+    let mut sub = bus.subscribe(&topic, &group).await.unwrap();
     assert_eq!(
         receive_ids(&mut sub, 10).await,
         ids,
@@ -331,9 +313,15 @@ async fn a_second_relay_never_overtakes_a_slow_one_on_the_same_key() {
 
 /// A publish that fails in the middle of a key's rows stops that key for the round: the rows
 /// after it are not published ahead of it, and the retry publishes all of them in order.
-#[tokio::test]
-async fn a_failed_publish_is_not_overtaken_by_the_rest_of_its_key() {
-    let (db, pool, bus, topic, ids) = ordered_fixture(3).await;
+pub async fn a_failed_publish_is_not_overtaken_by_the_rest_of_its_key(broker: Broker) {
+    let Fixture {
+        db,
+        pool,
+        bus,
+        topic,
+        group,
+        ids,
+    } = ordered_fixture(broker, 3).await;
     let failing = Faulty::new(
         bus.clone(),
         Fault::FailOnce(std::sync::Mutex::new(Some(ids[0]))),
@@ -341,7 +329,7 @@ async fn a_failed_publish_is_not_overtaken_by_the_rest_of_its_key() {
     let relay = OutboxRelay::new(pool.clone(), failing, RelaySettings::default());
     drain_retrying(&relay, &pool).await;
 
-    let mut sub = bus.subscribe(&topic, &unique_topic("g")).await.unwrap();
+    let mut sub = bus.subscribe(&topic, &group).await.unwrap();
     assert_eq!(
         receive_ids(&mut sub, 3).await,
         ids,
@@ -354,9 +342,15 @@ async fn a_failed_publish_is_not_overtaken_by_the_rest_of_its_key() {
 
 /// A relay that freezes mid-batch (publish never returns) holds its keys only for the lease:
 /// the database ends its session, and another relay publishes the key's rows, in order.
-#[tokio::test]
-async fn a_frozen_relay_loses_its_keys_after_the_lease() {
-    let (db, pool, bus, topic, ids) = ordered_fixture(8).await;
+pub async fn a_frozen_relay_loses_its_keys_after_the_lease(broker: Broker) {
+    let Fixture {
+        db,
+        pool,
+        bus,
+        topic,
+        group,
+        ids,
+    } = ordered_fixture(broker, 8).await;
     let frozen = Faulty::new(bus.clone(), Fault::Hang);
     let a = OutboxRelay::new(
         pool.clone(),
@@ -372,7 +366,7 @@ async fn a_frozen_relay_loses_its_keys_after_the_lease() {
     frozen.publishing.notified().await;
     drain_retrying(&b, &pool).await;
 
-    let mut sub = bus.subscribe(&topic, &unique_topic("g")).await.unwrap();
+    let mut sub = bus.subscribe(&topic, &group).await.unwrap();
     assert_eq!(
         receive_ids(&mut sub, 8).await,
         ids,
@@ -407,4 +401,94 @@ async fn inbox_admits_each_message_once() {
     );
     pool.close().await;
     db.drop_db().await;
+}
+
+/// Records, per key, the payload numbers in the order they were handled (duplicates included).
+#[derive(Default)]
+struct PerKey(Mutex<HashMap<String, Vec<u64>>>);
+
+#[async_trait]
+impl Handler for PerKey {
+    async fn handle(&self, d: &Delivery) -> Result<(), HandleError> {
+        let n = d
+            .decode::<serde_json::Value>()
+            .map_err(HandleError::Poison)?["i"]
+            .as_u64()
+            .ok_or_else(|| HandleError::Poison("no i".into()))?;
+        let key = d.key.clone().unwrap_or_default();
+        self.0.lock().unwrap().entry(key).or_default().push(n);
+        Ok(())
+    }
+}
+
+/// Two service instances end to end: two relays over one outbox (one of them slow) and two
+/// consumers in one group. Each key's rows are handled in `seq` order (a redelivered
+/// duplicate may repeat one, never jump ahead of it), and every row is handled.
+pub async fn per_key_order_holds_across_two_relays_and_two_consumers(broker: Broker) {
+    let (db, pool) = database().await;
+    let bus = broker.bus();
+    let (topic, group) = declared(bus.as_ref(), "instances").await;
+    let (users, per_user) = (20, 10);
+    for i in 0..per_user {
+        let mut tx = pool.begin().await.unwrap();
+        for u in 0..users {
+            let payload = serde_json::json!({ "i": i });
+            bus::outbox::enqueue(&mut tx, &topic, &format!("user-{u}"), "Test", &payload)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+
+    let handled = Arc::new(PerKey::default());
+    let stop = CancellationToken::new();
+    let consumers: Vec<_> = (0..2)
+        .map(|_| {
+            let c = Consumer::new(broker.bus(), topic.clone(), group.clone(), handled.clone());
+            tokio::spawn(c.run(stop.clone()))
+        })
+        .collect();
+    let slow = Faulty::new(bus.clone(), Fault::Delay(Duration::from_millis(5)));
+    let relays = [
+        OutboxRelay::new(pool.clone(), slow, small_batches()),
+        OutboxRelay::new(pool.clone(), bus.clone(), small_batches()),
+    ];
+    let relaying: Vec<_> = relays
+        .into_iter()
+        .map(|r| tokio::spawn(r.run(stop.clone())))
+        .collect();
+
+    let seen = eventually("every row handled", WAIT * 2, || async {
+        let seen = handled.0.lock().unwrap().clone();
+        let all = seen.len() == users && seen.values().all(|v| distinct(v).len() == per_user);
+        all.then_some(seen)
+    })
+    .await;
+    stop.cancel();
+    for t in relaying {
+        t.await.unwrap();
+    }
+    for c in consumers {
+        c.await.unwrap().unwrap();
+    }
+    let expected: Vec<u64> = (0..per_user as u64).collect();
+    for (key, order) in &seen {
+        assert_eq!(
+            distinct(order),
+            expected,
+            "first handling order of {key}: {order:?}"
+        );
+    }
+    pool.close().await;
+    db.drop_db().await;
+}
+
+/// First occurrences, in order: what a key's effects look like once duplicates are skipped.
+fn distinct(handled: &[u64]) -> Vec<u64> {
+    let mut seen = HashSet::new();
+    handled
+        .iter()
+        .copied()
+        .filter(|n| seen.insert(*n))
+        .collect()
 }

@@ -1,0 +1,595 @@
+//! [`MessageBus`] on RabbitMQ via lapin, keeping Kafka's guarantees: nothing lost, per-key order
+//! with any number of consumer instances, redelivery of what was not acknowledged.
+//!
+//! Topology of topic `T` read by groups `g…` (all durable, declared idempotently by every
+//! process that publishes to or consumes from `T`):
+//!
+//! ```text
+//! exchange T (fanout) ──► exchange T/g (x-consistent-hash, one per group)
+//!                           ──► queues T/g/0 … T/g/N-1 (classic, x-single-active-consumer)
+//! ```
+//!
+//! - The consistent-hash exchange routes on the routing key (the message key, the user id), so
+//!   one key always lands in the same queue: the queue plays the role of a Kafka partition.
+//! - `x-single-active-consumer` lets any number of instances subscribe to every queue while the
+//!   broker delivers each queue to one of them at a time, in order; the others take over when
+//!   it goes away. A plain shared queue with competing consumers would reorder one user.
+//! - Publishes are persistent, `mandatory` and confirmed: `publish` returns only after the
+//!   broker wrote the message to every group's queue, and a message no queue accepts is an
+//!   error (the outbox row stays pending) rather than a silent drop.
+//! - A `nack` closes the channel of that queue: the broker requeues everything unacknowledged on
+//!   it at its original position before anything behind it is delivered, whatever the prefetch.
+//!   What the closed channel had already handed over is discarded by its epoch.
+//! - A dropped connection fails `next` (the consumer loop backs off and calls it again, which
+//!   reconnects and redeclares); [`Joined`] is cleared meanwhile, so `/health` says 503.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::message::{
+    AckToken, Delivery, HEADER_MESSAGE_ID, HEADER_MESSAGE_TYPE, Message, TokenKind,
+};
+use crate::{BusError, Joined, MessageBus, Subscription, TopicSpec};
+
+/// How long a publish may wait for its confirm before the relay retries it later.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on connecting, so `/health` and start-up never hang on a dead address.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Points each queue takes on the hash ring: more points, a more even spread of keys.
+const RING_WEIGHT: &str = "20";
+/// AMQP reply code of a normal close.
+const REPLY_SUCCESS: u16 = 200;
+
+/// Connection settings; defaults match the local stack.
+#[derive(Debug, Clone)]
+pub struct RabbitSettings {
+    /// `amqp://user:pass@host:port/vhost` (`AMQP_URL`); `?heartbeat=10` shortens the detection
+    /// of a half-open connection.
+    pub url: String,
+    /// Queues per consumer group, the unit of order and of parallelism (`RABBITMQ_QUEUES`).
+    /// Every process must use the same value: changing it moves keys between queues.
+    pub queues: u16,
+    /// Unacknowledged messages the broker may hand a consumer per queue (`RABBITMQ_PREFETCH`).
+    pub prefetch: u16,
+    /// Identifies this process in the broker's connection list.
+    pub client_id: String,
+}
+
+impl RabbitSettings {
+    /// Reads `AMQP_URL`, `RABBITMQ_QUEUES`, `RABBITMQ_PREFETCH`.
+    pub fn from_env(client_id: &str) -> Result<Self, platform::config::ConfigError> {
+        let queues: u16 = platform::config::var_or("RABBITMQ_QUEUES", 3)?;
+        if queues == 0 {
+            return Err(platform::config::ConfigError {
+                name: "RABBITMQ_QUEUES".into(),
+                value: "0".into(),
+                reason: "a group needs at least one queue".into(),
+            });
+        }
+        Ok(RabbitSettings {
+            url: platform::config::string_or("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            queues,
+            prefetch: platform::config::var_or("RABBITMQ_PREFETCH", 32)?,
+            client_id: client_id.to_owned(),
+        })
+    }
+}
+
+/// The exchange of group `group` on `topic`.
+fn group_exchange(topic: &str, group: &str) -> String {
+    format!("{topic}/{group}")
+}
+
+/// Queue `index` of group `group` on `topic`.
+fn group_queue(topic: &str, group: &str, index: usize) -> String {
+    format!("{topic}/{group}/{index}")
+}
+
+fn broker_error(text: String) -> BusError {
+    BusError::Broker(text.into())
+}
+
+async fn connect(settings: &RabbitSettings) -> Result<Connection, BusError> {
+    let props =
+        ConnectionProperties::default().with_connection_name(settings.client_id.clone().into());
+    tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&settings.url, props))
+        .await
+        .map_err(|_| BusError::Timeout(CONNECT_TIMEOUT))?
+        .map_err(BusError::from)
+}
+
+fn durable_exchange() -> ExchangeDeclareOptions {
+    ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    }
+}
+
+/// Declares exchange `topic` and, for each group, its hash exchange and queues.
+async fn declare_topic(channel: &Channel, spec: &TopicSpec, queues: u16) -> Result<(), BusError> {
+    channel
+        .exchange_declare(
+            spec.topic.as_str().into(),
+            ExchangeKind::Fanout,
+            durable_exchange(),
+            FieldTable::default(),
+        )
+        .await?;
+    for group in &spec.groups {
+        let exchange = group_exchange(&spec.topic, group);
+        channel
+            .exchange_declare(
+                exchange.as_str().into(),
+                ExchangeKind::Custom("x-consistent-hash".into()),
+                durable_exchange(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| {
+                broker_error(format!(
+                    "cannot declare {exchange:?} (is the rabbitmq_consistent_hash_exchange plugin enabled?): {e}"
+                ))
+            })?;
+        channel
+            .exchange_bind(
+                exchange.as_str().into(),
+                spec.topic.as_str().into(),
+                "".into(),
+                ExchangeBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("classic".into()),
+        );
+        args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+        for index in 0..usize::from(queues) {
+            let queue = group_queue(&spec.topic, group, index);
+            channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    args.clone(),
+                )
+                .await?;
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    exchange.as_str().into(),
+                    RING_WEIGHT.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Declares on a channel of its own: a refused declaration closes the channel it was sent on.
+async fn declare_all(
+    connection: &Connection,
+    topology: &[TopicSpec],
+    queues: u16,
+) -> Result<(), BusError> {
+    let channel = connection.create_channel().await?;
+    for spec in topology {
+        declare_topic(&channel, spec, queues).await?;
+    }
+    channel.close(REPLY_SUCCESS, "declared".into()).await?;
+    Ok(())
+}
+
+/// The publishing connection and its confirm-mode channel.
+struct Link {
+    connection: Arc<Connection>,
+    channel: Channel,
+}
+
+/// The RabbitMQ bus: one publishing connection shared by all publishers of the process,
+/// re-established on the first use after it broke.
+pub struct RabbitBus {
+    settings: RabbitSettings,
+    link: tokio::sync::Mutex<Option<Link>>,
+}
+
+impl RabbitBus {
+    /// Creates the bus; the broker is contacted on first use, so this does not wait for it.
+    pub fn new(settings: RabbitSettings) -> Self {
+        RabbitBus {
+            settings,
+            link: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The live publishing channel, reconnecting if the connection or channel broke.
+    async fn publisher(&self) -> Result<(Arc<Connection>, Channel), BusError> {
+        let mut link = self.link.lock().await;
+        if let Some(l) = link.as_ref()
+            && l.connection.status().connected()
+            && l.channel.status().connected()
+        {
+            return Ok((l.connection.clone(), l.channel.clone()));
+        }
+        if let Some(old) = link.take() {
+            let _ = old
+                .connection
+                .close(REPLY_SUCCESS, "reconnecting".into())
+                .await;
+        }
+        let connection = Arc::new(connect(&self.settings).await?);
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        *link = Some(Link {
+            connection: connection.clone(),
+            channel: channel.clone(),
+        });
+        Ok((connection, channel))
+    }
+}
+
+fn properties(message: &Message) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    for (k, v) in &message.headers {
+        headers.insert(k.as_str().into(), AMQPValue::LongString(v.as_str().into()));
+    }
+    BasicProperties::default()
+        .with_delivery_mode(2) // persistent
+        .with_message_id(message.id.to_string().into())
+        .with_type(message.kind.as_str().into())
+        .with_content_type("application/json".into())
+        .with_headers(headers)
+}
+
+#[async_trait]
+impl MessageBus for RabbitBus {
+    async fn declare(&self, topology: &[TopicSpec]) -> Result<(), BusError> {
+        let (connection, _) = self.publisher().await?;
+        declare_all(&connection, topology, self.settings.queues).await
+    }
+
+    async fn publish(&self, topic: &str, message: &Message) -> Result<(), BusError> {
+        let (_, channel) = self.publisher().await?;
+        let confirm = async {
+            channel
+                .basic_publish(
+                    topic.into(),
+                    message.key.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &message.payload,
+                    properties(message),
+                )
+                .await?
+                .await
+        };
+        let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
+            .await
+            .map_err(|_| BusError::Timeout(CONFIRM_TIMEOUT))??;
+        match confirmation {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(returned)) => Err(broker_error(format!(
+                "{topic}: no queue took the message ({} {}); is the topology declared?",
+                returned.reply_code, returned.reply_text
+            ))),
+            Confirmation::Nack(_) => Err(broker_error(format!(
+                "{topic}: the broker refused the message"
+            ))),
+            Confirmation::NotRequested => Err(broker_error(
+                "publisher confirms are off on the publishing channel".into(),
+            )),
+        }
+    }
+
+    async fn subscribe_signalled(
+        &self,
+        topic: &str,
+        group: &str,
+        joined: Joined,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let mut sub = RabbitSubscription {
+            settings: self.settings.clone(),
+            topic: topic.to_owned(),
+            group: group.to_owned(),
+            joined,
+            live: None,
+            epochs: 0,
+        };
+        // Attach now, so what is published after `subscribe` returns is this group's to read.
+        sub.attach().await?;
+        Ok(Box::new(sub))
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        self.publisher().await.map(drop)
+    }
+}
+
+/// What a queue's forwarding task hands the subscription.
+struct Incoming {
+    queue: usize,
+    epoch: u64,
+    item: Result<lapin::message::Delivery, String>,
+}
+
+/// One queue of the group, consumed on its own channel.
+struct Reader {
+    channel: Channel,
+    epoch: u64,
+    forwarder: JoinHandle<()>,
+}
+
+/// A connected subscription: its connection, one reader per queue, and their merged stream.
+struct Live {
+    connection: Arc<Connection>,
+    readers: Vec<Reader>,
+    tx: mpsc::UnboundedSender<Incoming>,
+    rx: mpsc::UnboundedReceiver<Incoming>,
+}
+
+/// A consumer-group member on one topic: consumes every queue of the group (active on those the
+/// broker gives it, standby on the others).
+struct RabbitSubscription {
+    settings: RabbitSettings,
+    topic: String,
+    group: String,
+    joined: Joined,
+    live: Option<Live>,
+    /// Source of channel epochs, unique for the life of the subscription.
+    epochs: u64,
+}
+
+impl RabbitSubscription {
+    fn next_epoch(&mut self) -> u64 {
+        self.epochs += 1;
+        self.epochs
+    }
+
+    /// Connects, declares the group's queues and consumes each of them.
+    async fn attach(&mut self) -> Result<(), BusError> {
+        let connection = Arc::new(connect(&self.settings).await?);
+        let spec = TopicSpec::new(&self.topic, [&self.group]);
+        declare_all(
+            &connection,
+            std::slice::from_ref(&spec),
+            self.settings.queues,
+        )
+        .await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut readers = Vec::with_capacity(usize::from(self.settings.queues));
+        for queue in 0..usize::from(self.settings.queues) {
+            let epoch = self.next_epoch();
+            readers.push(self.open_reader(&connection, queue, epoch, &tx).await?);
+        }
+        self.live = Some(Live {
+            connection,
+            readers,
+            tx,
+            rx,
+        });
+        self.joined.set();
+        tracing::info!(topic = %self.topic, group = %self.group, "consuming");
+        Ok(())
+    }
+
+    async fn open_reader(
+        &self,
+        connection: &Connection,
+        queue: usize,
+        epoch: u64,
+        tx: &mpsc::UnboundedSender<Incoming>,
+    ) -> Result<Reader, BusError> {
+        let channel = connection.create_channel().await?;
+        channel
+            .basic_qos(self.settings.prefetch, BasicQosOptions::default())
+            .await?;
+        let tag = format!("{}-{}", self.settings.client_id, uuid::Uuid::now_v7());
+        let mut consumer = channel
+            .basic_consume(
+                group_queue(&self.topic, &self.group, queue).into(),
+                ShortString::from(tag),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let tx = tx.clone();
+        let forwarder = tokio::spawn(async move {
+            while let Some(item) = consumer.next().await {
+                let failed = item.is_err();
+                let item = item.map_err(|e| e.to_string());
+                if tx.send(Incoming { queue, epoch, item }).is_err() || failed {
+                    return;
+                }
+            }
+            let item = Err("the broker ended the consumer".to_owned());
+            let _ = tx.send(Incoming { queue, epoch, item });
+        });
+        Ok(Reader {
+            channel,
+            epoch,
+            forwarder,
+        })
+    }
+
+    /// Drops the connection; the broker requeues what was not acknowledged.
+    async fn detach(&mut self) {
+        self.joined.clear();
+        if let Some(live) = self.live.take() {
+            for r in &live.readers {
+                r.forwarder.abort();
+            }
+            let _ = live
+                .connection
+                .close(REPLY_SUCCESS, "subscription closed".into())
+                .await;
+        }
+    }
+
+    /// The reader a token refers to, if its channel is still the one that delivered it.
+    fn reader_of(&self, token: &AckToken) -> Result<Option<&Reader>, BusError> {
+        let (queue, _, epoch) = rabbit_position(token)?;
+        Ok(self
+            .live
+            .as_ref()
+            .and_then(|l| l.readers.get(queue))
+            .filter(|r| r.epoch == epoch))
+    }
+}
+
+fn to_delivery(topic: &str, queue: usize, epoch: u64, d: lapin::message::Delivery) -> Delivery {
+    let props = &d.properties;
+    let mut headers = Vec::new();
+    if let Some(id) = props.message_id() {
+        headers.push((HEADER_MESSAGE_ID.to_owned(), id.to_string()));
+    }
+    if let Some(kind) = props.kind() {
+        headers.push((HEADER_MESSAGE_TYPE.to_owned(), kind.to_string()));
+    }
+    if let Some(table) = props.headers() {
+        for (k, v) in table.inner() {
+            let text = match v {
+                AMQPValue::LongString(s) => {
+                    std::str::from_utf8(s.as_bytes()).ok().map(str::to_owned)
+                }
+                AMQPValue::ShortString(s) => Some(s.to_string()),
+                _ => None,
+            };
+            if let Some(text) = text {
+                headers.push((k.to_string(), text));
+            }
+        }
+    }
+    Delivery {
+        topic: topic.to_owned(),
+        key: Some(d.routing_key.to_string()).filter(|k| !k.is_empty()),
+        payload: d.data,
+        headers,
+        token: AckToken(TokenKind::Rabbit {
+            queue,
+            tag: d.delivery_tag,
+            epoch,
+        }),
+    }
+}
+
+/// The RabbitMQ position inside a token; a token of another broker is a caller's bug.
+fn rabbit_position(token: &AckToken) -> Result<(usize, u64, u64), BusError> {
+    match token.0 {
+        TokenKind::Rabbit { queue, tag, epoch } => Ok((queue, tag, epoch)),
+        _ => Err(BusError::Config(format!(
+            "{token:?} was not delivered by RabbitMQ"
+        ))),
+    }
+}
+
+#[async_trait]
+impl Subscription for RabbitSubscription {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        loop {
+            if self.live.is_none() {
+                self.attach().await?;
+            }
+            let live = self
+                .live
+                .as_mut()
+                .ok_or_else(|| broker_error("not attached".into()))?;
+            let Some(incoming) = live.rx.recv().await else {
+                // Unreachable while `live` holds a sender; treat like a dropped connection.
+                self.detach().await;
+                return Err(broker_error("subscription stream ended".into()));
+            };
+            if live.readers.get(incoming.queue).map(|r| r.epoch) != Some(incoming.epoch) {
+                continue; // handed over by a channel closed since: requeued, comes again
+            }
+            match incoming.item {
+                Ok(d) => return Ok(to_delivery(&self.topic, incoming.queue, incoming.epoch, d)),
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, error = %e, "connection to RabbitMQ lost");
+                    self.detach().await;
+                    return Err(broker_error(e));
+                }
+            }
+        }
+    }
+
+    async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        let (_, tag, _) = rabbit_position(&delivery.token)?;
+        match self.reader_of(&delivery.token)? {
+            Some(reader) => Ok(reader
+                .channel
+                .basic_ack(tag, BasicAckOptions::default())
+                .await?),
+            // Its channel is gone, so the broker requeued it: the next consumer has it.
+            None => Ok(()),
+        }
+    }
+
+    async fn nack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        let (queue, _, _) = rabbit_position(&delivery.token)?;
+        if self.reader_of(&delivery.token)?.is_none() {
+            return Ok(()); // already requeued with its channel
+        }
+        let epoch = self.next_epoch();
+        let Some(live) = self.live.as_mut() else {
+            return Ok(());
+        };
+        let old = &live.readers[queue];
+        old.forwarder.abort();
+        // Closing the channel requeues all it holds unacknowledged, in queue order, before the
+        // broker delivers anything behind it: the failed message comes back first.
+        old.channel
+            .close(REPLY_SUCCESS, "nack: requeue in order".into())
+            .await?;
+        let (connection, tx) = (live.connection.clone(), live.tx.clone());
+        let reader = self.open_reader(&connection, queue, epoch, &tx).await?;
+        if let Some(live) = self.live.as_mut() {
+            live.readers[queue] = reader;
+        }
+        Ok(())
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<(), BusError> {
+        self.detach().await;
+        Ok(())
+    }
+}
+
+impl Drop for RabbitSubscription {
+    /// A subscription dropped without `close` (its task aborted) still hands its unacknowledged
+    /// messages back at once, like a crashed process whose socket the broker sees closing.
+    fn drop(&mut self) {
+        if let Some(live) = self.live.take() {
+            for r in &live.readers {
+                r.forwarder.abort();
+            }
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = live.connection.close(REPLY_SUCCESS, "dropped".into()).await;
+                });
+            }
+        }
+    }
+}

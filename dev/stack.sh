@@ -9,6 +9,7 @@
 #            suites again on RabbitMQ; then stops what it started. Extra cargo args: STACK_TEST_ARGS
 #   down     stops everything of ours in reverse order and checks that nothing is left
 #   status   what runs, where      logs     tail -F every log      clean    down + rm -rf .stack
+#   restart-broker  stop and start the local broker named by BROKER, data kept (a fault to test)
 #   install  apt packages and the Kafka jars this needs (apt-get update only when something is
 #            missing); up, infra and test do it too (quietly; STACK_NO_INSTALL=1 skips it)
 #
@@ -223,6 +224,28 @@ test_cleanup() {
 	exit "$rc"
 }
 
+# Stops and starts the broker named by BROKER (default kafka), keeping its data: the fault the
+# end-to-end suite injects mid-stream. Only our own local broker, never an external one.
+cmd_restart_broker() {
+	local t
+	t=$(clock)
+	mkdir -p "$LOGS" "$PIDS"
+	case ${BROKER:-kafka} in
+	kafka)
+		kafka_pid >/dev/null || die "restart-broker: no local Kafka of ours runs"
+		kafka_down
+		kafka_up
+		;;
+	rabbitmq)
+		rabbitmq_pid >/dev/null || die "restart-broker: no local RabbitMQ of ours runs"
+		rabbitmq_down
+		rabbitmq_up
+		;;
+	*) die "restart-broker: unknown BROKER=$BROKER" ;;
+	esac
+	log "${BROKER:-kafka} restarted in $(since "$t")s"
+}
+
 # browser_tests — frontend/'s Chromium suite against the running stack; sets UI_RESULT.
 browser_tests() {
 	local t rc=0
@@ -291,6 +314,7 @@ main() {
 	status) cmd_status ;;
 	logs) cmd_logs ;;
 	test) cmd_test ;;
+	restart-broker) cmd_restart_broker ;;
 	infra) cmd_infra ;;
 	install) cmd_install ;;
 	clean) cmd_clean ;;

@@ -1,0 +1,95 @@
+//! The broker the stack runs on (`BROKER`) restarted in the middle of a stream of orders
+//! (`dev/stack.sh restart-broker`, data kept): orders keep being accepted meanwhile (they wait in
+//! the outbox), and afterwards every order is settled, none lost, none debited twice, each user's
+//! paid in placement order.
+//!
+//! Its own test binary, so that no other scenario runs while the broker is away.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use e2e::api::Gateway;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Settling after the broker is back includes reconnecting and rejoining the groups.
+const AFTER_RESTART: Duration = Duration::from_secs(90);
+
+#[tokio::test]
+async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
+    let api = Gateway::from_env();
+    // Each user has 100 and orders 30 at a time: the first three are paid, the rest refused.
+    let users: Vec<Uuid> = (0..30).map(|_| Uuid::new_v4()).collect();
+    for user in &users {
+        api.create_account(*user, json!(100)).await;
+    }
+
+    let stop = CancellationToken::new();
+    let placing = tokio::spawn({
+        let (stop, users) = (stop.clone(), users.clone());
+        async move {
+            let api = Gateway::from_env();
+            let mut placed: Vec<(Uuid, Uuid)> = Vec::new();
+            let mut round = 0;
+            while !stop.is_cancelled() || round < 2 {
+                for user in &users {
+                    placed.push((*user, api.create_order(*user, json!(30), "stream").await));
+                }
+                round += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            placed
+        }
+    });
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let status = tokio::process::Command::new(root.join("dev/stack.sh"))
+        .arg("restart-broker")
+        .current_dir(&root)
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "dev/stack.sh restart-broker: {status}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.cancel();
+    let placed = placing.await.unwrap();
+
+    let settled = testkit::eventually("every order settled", AFTER_RESTART, || {
+        let api = &api;
+        let users = &users;
+        async move {
+            let mut all = Vec::new();
+            for user in users {
+                let mut orders = api.orders_of(*user).await;
+                if !orders.iter().all(e2e::api::Order::is_settled) {
+                    return None;
+                }
+                orders.reverse(); // oldest first
+                all.push((*user, orders));
+            }
+            Some(all)
+        }
+    })
+    .await;
+
+    let total: usize = settled.iter().map(|(_, o)| o.len()).sum();
+    assert_eq!(total, placed.len(), "every placed order exists");
+    for (user, orders) in &settled {
+        let statuses: Vec<&str> = orders.iter().map(|o| o.status.as_str()).collect();
+        let paid = statuses.iter().filter(|s| **s == "FINISHED").count();
+        assert_eq!(paid, 3.min(orders.len()), "{user}: {statuses:?}");
+        assert!(
+            statuses[..paid].iter().all(|s| *s == "FINISHED"),
+            "{user} paid in placement order: {statuses:?}"
+        );
+        assert_eq!(
+            api.balance_cents(*user).await,
+            10_000 - 3_000 * paid as i64,
+            "{user} debited exactly once per paid order"
+        );
+    }
+}

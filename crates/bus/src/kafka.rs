@@ -5,7 +5,7 @@
 //! for a message the caller acknowledged, so a crash before that means redelivery, never loss.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -57,26 +57,54 @@ impl KafkaSettings {
 }
 
 /// The Kafka bus: one producer shared by all publishers of the process.
+///
+/// An idempotent producer that hits a fatal error (e.g. an out-of-order sequence after a broker
+/// lost acknowledged writes) refuses every later publish. The bus notices it on the next publish
+/// or `/health` check, reports it there, and replaces the producer, so the relay's retry goes
+/// out on a fresh one instead of failing forever behind a green `/health`.
 pub struct KafkaBus {
     settings: KafkaSettings,
-    producer: FutureProducer,
+    producer: RwLock<FutureProducer>,
 }
 
 impl KafkaBus {
     /// Creates the producer; the broker is contacted lazily, so this does not wait for it.
     pub fn new(settings: KafkaSettings) -> Result<Self, BusError> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.brokers)
-            .set("client.id", &settings.client_id)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "2")
-            .set(
-                "message.timeout.ms",
-                DELIVERY_TIMEOUT.as_millis().to_string(),
-            )
-            .create()?;
+        let producer = RwLock::new(build_producer(&settings)?);
         Ok(KafkaBus { settings, producer })
+    }
+
+    /// The producer in use now (it is replaced after a fatal error); for diagnostics and the
+    /// fault-injection test.
+    pub fn producer(&self) -> FutureProducer {
+        self.producer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// If `used` is in a fatal state: replaces it (unless another caller already did) and
+    /// returns the error to report.
+    fn recover_from_fatal(&self, used: &FutureProducer) -> Option<BusError> {
+        let (code, reason) = used.client().fatal_error()?;
+        let mut current = self
+            .producer
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if std::ptr::eq(current.client().native_ptr(), used.client().native_ptr()) {
+            match build_producer(&self.settings) {
+                Ok(fresh) => {
+                    *current = fresh;
+                    tracing::error!(%code, %reason, "fatal producer error: producer replaced");
+                }
+                Err(e) => {
+                    tracing::error!(%code, %reason, error = %e, "fatal producer error: replacing it failed");
+                }
+            }
+        }
+        Some(BusError::Broker(
+            format!("fatal producer error {code}: {reason} (producer replaced)").into(),
+        ))
     }
 
     fn consumer(
@@ -98,6 +126,22 @@ impl KafkaBus {
                 ownership: Arc::default(),
             })?)
     }
+}
+
+/// Idempotent, `acks=all`: an acknowledged publish is durable, and retries never duplicate or
+/// reorder within a partition.
+fn build_producer(settings: &KafkaSettings) -> Result<FutureProducer, BusError> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", &settings.brokers)
+        .set("client.id", &settings.client_id)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set(
+            "message.timeout.ms",
+            DELIVERY_TIMEOUT.as_millis().to_string(),
+        )
+        .create()?)
 }
 
 #[async_trait]
@@ -148,11 +192,14 @@ impl MessageBus for KafkaBus {
             .key(message.key.as_bytes())
             .payload(&message.payload)
             .headers(headers);
-        self.producer
+        let producer = self.producer();
+        match producer
             .send(record, Timeout::After(DELIVERY_TIMEOUT))
             .await
-            .map(drop)
-            .map_err(|(err, _)| err.into())
+        {
+            Ok(_) => Ok(()),
+            Err((err, _)) => Err(self.recover_from_fatal(&producer).unwrap_or(err.into())),
+        }
     }
 
     async fn subscribe_signalled(
@@ -167,7 +214,10 @@ impl MessageBus for KafkaBus {
     }
 
     async fn ping(&self) -> Result<(), BusError> {
-        let producer = self.producer.clone();
+        let producer = self.producer();
+        if let Some(fatal) = self.recover_from_fatal(&producer) {
+            return Err(fatal);
+        }
         tokio::task::spawn_blocking(move || {
             producer
                 .client()

@@ -2,9 +2,6 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use platform::health::HealthProbe;
-
 use crate::kafka::{KafkaBus, KafkaSettings};
 use crate::rabbitmq::{RabbitBus, RabbitSettings};
 use crate::{BusError, MessageBus, TopicSpec};
@@ -46,38 +43,6 @@ pub fn from_env(client_id: &str) -> Result<Arc<dyn MessageBus>, BusError> {
             let settings =
                 RabbitSettings::from_env(client_id).map_err(|e| BusError::Config(e.to_string()))?;
             Ok(Arc::new(RabbitBus::new(settings)))
-        }
-    }
-}
-
-/// `/health` probe: the broker must answer a metadata request.
-pub struct BusProbe(pub Arc<dyn MessageBus>);
-
-#[async_trait]
-impl HealthProbe for BusProbe {
-    fn name(&self) -> &str {
-        "broker"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        self.0.ping().await.map_err(|e| e.to_string())
-    }
-}
-
-/// `/health` probe: the service's consumer has joined its group, so work sent to it is consumed.
-pub struct ConsumerProbe(pub crate::Joined);
-
-#[async_trait]
-impl HealthProbe for ConsumerProbe {
-    fn name(&self) -> &str {
-        "consumer"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        if self.0.is_set() {
-            Ok(())
-        } else {
-            Err("not attached to its consumer group".into())
         }
     }
 }

@@ -300,8 +300,16 @@ impl ConsumerContext for GroupContext {
         if let Rebalance::Revoke(tpl) = rebalance {
             let revoked = partitions_of(tpl);
             let mut own = self.ownership();
-            // Hand over exactly where we are: the next owner starts after what we finished.
-            if let Err(e) = own.commit_acked(consumer, Some(&revoked)) {
+            if consumer.assignment_lost() {
+                // Session timed out (e.g. the broker restarted): the partitions may have a new
+                // owner already and the coordinator is away, so a synchronous commit would only
+                // block the rejoin. The next owner redelivers from the last commit.
+                for tp in &revoked {
+                    own.acked.remove(tp);
+                }
+                tracing::warn!("assignment lost: acknowledged offsets not committed, redelivered");
+            } else if let Err(e) = own.commit_acked(consumer, Some(&revoked)) {
+                // Hand over exactly where we are: the next owner starts after what we finished.
                 tracing::warn!(error = %e, "commit on revocation failed; the next owner redelivers");
             }
             for tp in &revoked {

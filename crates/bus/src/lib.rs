@@ -27,7 +27,6 @@ pub mod kafka;
 pub mod message;
 pub mod outbox;
 pub mod rabbitmq;
-pub mod service;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

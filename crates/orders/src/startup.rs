@@ -1,19 +1,31 @@
-//! Wiring: pool, migrations, topics, relay, consumer and HTTP server under one stop signal.
+//! What orders is, declared once; the shared runtime does the wiring (pool, migrations,
+//! topology, relay, consumer and HTTP server under one stop signal).
 
 use std::sync::Arc;
 
 use bus::MessageBus;
-use bus::consumer::Consumer;
-use bus::service::Service;
+use runtime::ServiceSpec;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::OrdersApi;
 use crate::config::Settings;
 use crate::workers::PaymentResultHandler;
 
+/// Orders: the orders API, consuming payment results.
+fn spec() -> ServiceSpec<OrdersApi, PaymentResultHandler> {
+    ServiceSpec {
+        title: "Orders service",
+        version: env!("CARGO_PKG_VERSION"),
+        migrator: &crate::MIGRATOR,
+        consumes: |settings| settings.results_topic.clone(),
+        api: |pool, settings| OrdersApi::new(pool, settings.requests_topic.clone()),
+        handler: |pool, _| PaymentResultHandler { pool },
+    }
+}
+
 /// Applies the migrations and returns; used by `orders migrate` (compose runs it as a job).
 pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
-    bus::service::migrate(database_url, &crate::MIGRATOR).await
+    runtime::migrate(database_url, &crate::MIGRATOR).await
 }
 
 /// Runs the service until `shutdown`: serves HTTP on `listener`, relays the outbox and consumes
@@ -24,38 +36,5 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let Some(pool) = bus::service::connect_and_migrate(
-        &settings.database_url,
-        settings.database_max_connections,
-        &crate::MIGRATOR,
-        &shutdown,
-    )
-    .await?
-    else {
-        return Ok(());
-    };
-    let handler = Arc::new(PaymentResultHandler { pool: pool.clone() });
-    let topology = bus::service::payment_topology(&settings);
-    let consumer = Consumer::new(
-        bus.clone(),
-        settings.results_topic,
-        settings.consumer_group,
-        handler,
-    );
-    let app = bus::service::app(
-        OrdersApi::new(pool.clone(), settings.requests_topic),
-        "Orders service",
-        env!("CARGO_PKG_VERSION"),
-        pool.clone(),
-        bus.clone(),
-        &consumer,
-    );
-    let service = Service {
-        pool,
-        bus,
-        topology,
-        consumer,
-        app,
-    };
-    bus::service::run(service, listener, shutdown).await
+    runtime::run(&spec(), settings, bus, listener, shutdown).await
 }

@@ -1,29 +1,96 @@
-//! The run loop every event-driven service shares: topics, outbox relay, one consumer and the
-//! HTTP server, all stopped by one signal.
+//! # runtime — the one way an event-driven service runs
 //!
-//! Kept here rather than per service so that start-up order and shutdown order are the same
-//! everywhere: topics exist before anything publishes; on stop, HTTP drains first (no new
-//! outbox rows), then the relay and consumer finish their in-flight work.
+//! A service (orders, payments) declares what is its own in a [`ServiceSpec`] — its API, the
+//! topic it consumes and the handler for it, its migrations — and [`run`] does the rest, the
+//! same for both: database and migrations, the payment topology, the outbox relay, the consumer,
+//! the HTTP server with `/health` and `/openapi.json`, all stopped by one signal.
+//!
+//! Start-up and shutdown order are therefore the same everywhere: the topology exists before
+//! anything publishes; on stop, HTTP drains first (no new outbox rows), then the relay and
+//! consumer finish their in-flight work. `bus` stays the transport layer; this crate is the
+//! only one that puts transport, database and HTTP together.
 
 use std::sync::Arc;
 
-use platform::health::{DatabaseProbe, HealthApi};
+use async_trait::async_trait;
+use bus::consumer::{Consumer, Handler, dlq_spec};
+use bus::outbox::{OutboxRelay, RelaySettings};
+use bus::{Joined, MessageBus, TopicSpec};
+use platform::config::ServiceSettings;
+use platform::health::{DatabaseProbe, HealthApi, HealthProbe};
 use poem::{Endpoint, Route};
 use poem_openapi::{OpenApi, OpenApiService};
 use sqlx::PgPool;
+use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 
-use platform::config::ServiceSettings;
+/// What one service is, beyond what every service shares: the only declaration a service makes.
+pub struct ServiceSpec<A, H> {
+    /// Title of its OpenAPI document.
+    pub title: &'static str,
+    /// Its version (`CARGO_PKG_VERSION` of the service crate).
+    pub version: &'static str,
+    /// Its embedded migrations.
+    pub migrator: &'static Migrator,
+    /// The topic its one consumer reads, from the settings.
+    pub consumes: fn(&ServiceSettings) -> String,
+    /// Its HTTP API on its database.
+    pub api: fn(PgPool, &ServiceSettings) -> A,
+    /// The handler of what it consumes, on its database.
+    pub handler: fn(PgPool, &ServiceSettings) -> H,
+}
 
-use crate::connect::{BusProbe, ConsumerProbe};
-use crate::consumer::Consumer;
-use crate::consumer::dlq_spec;
-use crate::outbox::{OutboxRelay, RelaySettings};
-use crate::{MessageBus, TopicSpec};
+/// Runs the service of `spec` until `shutdown`: database and migrations, topology, relay,
+/// consumer and HTTP on `listener`. In-flight requests and messages finish before it returns;
+/// a stop signal during start-up (database still down) returns `Ok` at once.
+pub async fn run<A, H>(
+    spec: &ServiceSpec<A, H>,
+    settings: ServiceSettings,
+    bus: Arc<dyn MessageBus>,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()>
+where
+    A: OpenApi + 'static,
+    H: Handler,
+{
+    let Some(pool) = connect_and_migrate(
+        &settings.database_url,
+        settings.database_max_connections,
+        spec.migrator,
+        &shutdown,
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let consumer = Consumer::new(
+        bus.clone(),
+        (spec.consumes)(&settings),
+        settings.consumer_group.clone(),
+        Arc::new((spec.handler)(pool.clone(), &settings)),
+    );
+    let app = app(
+        (spec.api)(pool.clone(), &settings),
+        spec.title,
+        spec.version,
+        pool.clone(),
+        bus.clone(),
+        &consumer,
+    );
+    let service = Service {
+        topology: payment_topology(&settings),
+        pool,
+        bus,
+        consumer,
+        app,
+    };
+    serve(service, listener, shutdown).await
+}
 
 /// Applies `migrator` to the database at `url` and returns; `<service> migrate` runs this as a
 /// one-shot job (compose), so start-up never races another instance's migration.
-pub async fn migrate(url: &str, migrator: &sqlx::migrate::Migrator) -> anyhow::Result<()> {
+pub async fn migrate(url: &str, migrator: &Migrator) -> anyhow::Result<()> {
     let pool = platform::db::connect(url, 2).await?;
     migrator.run(&pool).await?;
     pool.close().await;
@@ -34,7 +101,7 @@ pub async fn migrate(url: &str, migrator: &sqlx::migrate::Migrator) -> anyhow::R
 /// The HTTP application of a service: its API, `/health` (database and broker answer, and the
 /// consumer has joined its group) and the service's own `/openapi.json`, with the body limit and
 /// error envelope applied.
-pub fn app<T: OpenApi + 'static>(
+fn app<T: OpenApi + 'static>(
     api: T,
     title: &str,
     version: &str,
@@ -63,26 +130,26 @@ pub fn payment_topology(settings: &ServiceSettings) -> Vec<TopicSpec> {
     ]
 }
 
-/// The parts of a service that [`run`] drives.
-pub struct Service<E> {
+/// The parts of a service that [`serve`] drives.
+struct Service<E> {
     /// The service's own database (holds its outbox).
-    pub pool: PgPool,
+    pool: PgPool,
     /// The broker.
-    pub bus: Arc<dyn MessageBus>,
+    bus: Arc<dyn MessageBus>,
     /// Topics and their readers to declare before starting (see [`payment_topology`]).
-    pub topology: Vec<TopicSpec>,
+    topology: Vec<TopicSpec>,
     /// The service's one consumer.
-    pub consumer: Consumer,
+    consumer: Consumer,
     /// The HTTP application.
-    pub app: E,
+    app: E,
 }
 
 /// Connects to the service's database and migrates it, giving up quietly (`None`) if the stop
 /// signal comes first: a database that is still down must not make SIGTERM wait.
-pub async fn connect_and_migrate(
+async fn connect_and_migrate(
     url: &str,
     max_connections: u32,
-    migrator: &sqlx::migrate::Migrator,
+    migrator: &Migrator,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<PgPool>> {
     let ready = async {
@@ -96,12 +163,12 @@ pub async fn connect_and_migrate(
     }
 }
 
-/// Runs `service` until `shutdown` (or until its consumer fails, which also stops it: a service
+/// Drives `service` until `shutdown` (or until its consumer fails, which also stops it: a service
 /// that cannot consume would leave work stuck while looking healthy).
 ///
 /// HTTP is served from the start, so `/health` answers 503 while the broker is unreachable
 /// instead of hanging; relay and consumer start once the topics exist.
-pub async fn run<E: Endpoint + 'static>(
+async fn serve<E: Endpoint + 'static>(
     service: Service<E>,
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
@@ -117,7 +184,7 @@ pub async fn run<E: Endpoint + 'static>(
     let server = tokio::spawn(platform::http::serve(listener, app, shutdown.clone()));
 
     let topics_ready = tokio::select! {
-        ready = crate::connect::declare_with_retry(bus.as_ref(), &topology) => Some(ready),
+        ready = bus::connect::declare_with_retry(bus.as_ref(), &topology) => Some(ready),
         _ = shutdown.cancelled() => None,
     };
     let workers = match topics_ready {
@@ -150,7 +217,7 @@ pub async fn run<E: Endpoint + 'static>(
 
 type WorkerHandles = (
     tokio::task::JoinHandle<()>,
-    tokio::task::JoinHandle<Result<(), crate::BusError>>,
+    tokio::task::JoinHandle<Result<(), bus::BusError>>,
 );
 
 /// Starts the outbox relay and the consumer; a consumer that ends stops the whole service.
@@ -172,4 +239,36 @@ fn spawn_workers(
         }
     });
     (relay, consumer)
+}
+
+/// `/health` probe: the broker must answer a metadata request.
+struct BusProbe(pub Arc<dyn MessageBus>);
+
+#[async_trait]
+impl HealthProbe for BusProbe {
+    fn name(&self) -> &str {
+        "broker"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+/// `/health` probe: the service's consumer has joined its group, so work sent to it is consumed.
+struct ConsumerProbe(Joined);
+
+#[async_trait]
+impl HealthProbe for ConsumerProbe {
+    fn name(&self) -> &str {
+        "consumer"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        if self.0.is_set() {
+            Ok(())
+        } else {
+            Err("not attached to its consumer group".into())
+        }
+    }
 }

@@ -3,8 +3,8 @@
 //! Read the numbers as ratios within one run (exact decimal parse vs `f64` parse), never as
 //! absolute times: the machine is shared and small.
 
+use contract::Money;
 use criterion::{Criterion, criterion_group, criterion_main};
-use platform::Money;
 use std::hint::black_box;
 
 const INPUTS: [&str; 6] = ["500", "199.99", "0.01", "1000000000000", "1.5E+1", "42.10"];

@@ -27,7 +27,7 @@ impl PaymentRequests {
     /// Joins a fresh group on `PAYMENT_REQUESTS_TOPIC` on the stack's broker.
     pub async fn watch() -> Self {
         let topic = std::env::var("PAYMENT_REQUESTS_TOPIC")
-            .unwrap_or_else(|_| "payment.requests".to_owned());
+            .unwrap_or_else(|_| contract::events::REQUESTS_TOPIC.to_owned());
         let bus = bus::connect::from_env("e2e").expect("the broker named by BROKER");
         let group = format!("e2e-find-{}", Uuid::new_v4().simple());
         let watching = bus

@@ -1,18 +1,15 @@
-//! `gateway` serves the public API; `gateway openapi` prints its OpenAPI document as YAML.
+//! `gateway` serves the public API (its OpenAPI document comes from `apidoc`, embedded).
 
 use anyhow::Context;
 use gateway::config::Settings;
-use gateway::{openapi, startup};
+use gateway::startup;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match std::env::args().nth(1).as_deref() {
-        None => {}
-        Some("openapi") => {
-            print!("{}", openapi::spec_yaml());
-            return Ok(());
-        }
-        Some(other) => anyhow::bail!("unknown command {other:?}; usage: gateway [openapi]"),
+    if let Some(other) = std::env::args().nth(1) {
+        anyhow::bail!(
+            "unknown argument {other:?}; usage: gateway (settings come from the environment)"
+        );
     }
 
     platform::telemetry::init("gateway");

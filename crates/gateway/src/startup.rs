@@ -47,7 +47,7 @@ pub fn app(
         Arc::new(UpstreamProbe::new(orders.clone(), client.clone())),
         Arc::new(UpstreamProbe::new(payments.clone(), client.clone())),
     ];
-    let api = openapi::service(HealthApi::new(probes));
+    let api = openapi::own(HealthApi::new(probes));
     let swagger = openapi::swagger(&api);
 
     let orders = Arc::new(Proxy::new(orders, client.clone()));
@@ -58,7 +58,7 @@ pub fn app(
         .at("/accounts", payments.clone())
         .at("/accounts/*rest", payments)
         .nest("/swagger", swagger)
-        // The document's own operations (`/health`); everything unmatched ends here as a 404.
+        // The gateway's own operations (`/health`); everything unmatched ends here as a 404.
         .nest("/", api);
 
     Ok(finish(routes).around(request_id::propagate))

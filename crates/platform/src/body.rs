@@ -110,7 +110,7 @@ impl<'a, T: Type + DeserializeOwned + Send> ApiExtractor<'a> for JsonBody<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Money, UserId};
+    use contract::{Money, UserId};
 
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]

@@ -136,6 +136,7 @@ impl ApiError {
 }
 
 /// Maps a database error: connection trouble is a 503, anything else a 500.
+#[cfg(feature = "db")]
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         match err {

@@ -23,24 +23,6 @@ pub trait HealthProbe: Send + Sync {
     async fn check(&self) -> Result<(), String>;
 }
 
-/// Probes the PostgreSQL pool with a round trip.
-pub struct DatabaseProbe(pub sqlx::PgPool);
-
-#[async_trait::async_trait]
-impl HealthProbe for DatabaseProbe {
-    fn name(&self) -> &str {
-        "database"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        sqlx::query("SELECT 1")
-            .execute(&self.0)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
-    }
-}
-
 /// `{"status": "ok"}`.
 #[derive(Debug, Object)]
 pub struct HealthStatus {

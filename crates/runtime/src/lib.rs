@@ -17,7 +17,7 @@ use bus::consumer::{Consumer, Handler, dlq_spec};
 use bus::outbox::{OutboxRelay, RelaySettings};
 use bus::{Joined, MessageBus, TopicSpec};
 use platform::config::ServiceSettings;
-use platform::health::{DatabaseProbe, HealthApi, HealthProbe};
+use platform::health::{HealthApi, HealthProbe};
 use poem::{Endpoint, Route};
 use poem_openapi::{OpenApi, OpenApiService};
 use sqlx::PgPool;
@@ -270,5 +270,23 @@ impl HealthProbe for ConsumerProbe {
         } else {
             Err("not attached to its consumer group".into())
         }
+    }
+}
+
+/// Probes the PostgreSQL pool with a round trip.
+struct DatabaseProbe(PgPool);
+
+#[async_trait]
+impl HealthProbe for DatabaseProbe {
+    fn name(&self) -> &str {
+        "database"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        sqlx::query("SELECT 1")
+            .execute(&self.0)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }

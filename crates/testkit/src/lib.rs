@@ -7,7 +7,8 @@
 //! - [`eventually`]: wait on a condition with a deadline instead of sleeping.
 //!
 //! Missing environment variables fail the test with the command that provides them: these
-//! tests never fall back to a mock.
+//! tests never fall back to a mock. With feature `testcontainers` and a Docker engine, the
+//! infrastructure URLs come from containers instead (module `containers`).
 
 use std::future::Future;
 use std::time::Duration;
@@ -15,8 +16,19 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
-/// Reads a required variable, failing with a hint at the command that sets it.
+#[cfg(feature = "testcontainers")]
+pub mod containers;
+
+/// Reads a required variable, failing with a hint at the command that sets it. With feature
+/// `testcontainers` and a Docker engine, an unset infrastructure URL is a container's instead.
 pub fn required_env(name: &str) -> String {
+    if let Ok(value) = std::env::var(name) {
+        return value;
+    }
+    #[cfg(feature = "testcontainers")]
+    if let Some(url) = containers::url_for(name) {
+        return url;
+    }
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the tests with `make test` (it starts PostgreSQL, Kafka and RabbitMQ and exports it)")
     })

@@ -1,7 +1,7 @@
 //! Request and response bodies of the orders API, exactly as SPEC §2 shows them.
 
 use chrono::{DateTime, Utc};
-use platform::{Money, OrderId, UserId};
+use contract::{Money, OrderId, UserId};
 use poem_openapi::Object;
 use serde::Deserialize;
 

@@ -10,10 +10,10 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 use sqlx::PgPool;
 
+use contract::money::PositiveMoney;
+use contract::{OrderId, UserId};
 use platform::ApiError;
 use platform::body::JsonBody;
-use platform::money::PositiveMoney;
-use platform::{OrderId, UserId};
 
 use crate::domain::{Description, NewOrder, OrderStatus, Page};
 use crate::store;

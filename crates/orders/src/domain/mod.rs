@@ -4,9 +4,9 @@
 //! failure reason are enums here and TEXT with CHECK constraints in the database.
 
 use chrono::{DateTime, Utc};
-use platform::events::PaymentOutcome;
-use platform::money::PositiveMoney;
-use platform::{Money, OrderId, UserId};
+use contract::events::PaymentOutcome;
+use contract::money::PositiveMoney;
+use contract::{Money, OrderId, UserId};
 use poem_openapi::Enum;
 
 /// Where an order is in its life; it leaves `New` exactly once.

@@ -5,8 +5,8 @@
 //! still `NEW`, so replays and late duplicates change nothing.
 
 use chrono::{DateTime, Utc};
-use platform::events::{PAYMENT_REQUESTED, PaymentRequested};
-use platform::{Money, OrderId, UserId};
+use contract::events::{PAYMENT_REQUESTED, PaymentRequested};
+use contract::{Money, OrderId, UserId};
 use sqlx::PgPool;
 use uuid::Uuid;
 

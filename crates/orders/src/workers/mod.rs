@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use bus::{Delivery, HandleError, Handler};
-use platform::events::{PAYMENT_RESULT, PaymentResult};
+use contract::events::{PAYMENT_RESULT, PaymentResult};
 use sqlx::PgPool;
 
 use crate::domain::settle;

@@ -1,6 +1,6 @@
 //! Request and response bodies of the accounts API, exactly as SPEC §2 shows them.
 
-use platform::{Money, UserId};
+use contract::{Money, UserId};
 use poem_openapi::Object;
 use serde::Deserialize;
 

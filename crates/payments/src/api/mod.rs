@@ -10,9 +10,10 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 use sqlx::PgPool;
 
+use contract::money::PositiveMoney;
+use contract::{Money, UserId};
+use platform::ApiError;
 use platform::body::JsonBody;
-use platform::money::PositiveMoney;
-use platform::{ApiError, Money, UserId};
 
 use crate::store::{self, CreateError, TopUpError};
 pub use dto::{AccountData, AccountDto, CreateAccountRequest, TopUpRequest};

@@ -3,9 +3,9 @@
 //! The decision is a pure function of the balance found under the row lock, so the rule
 //! "debit only when funds suffice; never for a missing account" is testable without a database.
 
-use platform::events::PaymentOutcome;
-use platform::money::PositiveMoney;
-use platform::{Money, UserId};
+use contract::events::PaymentOutcome;
+use contract::money::PositiveMoney;
+use contract::{Money, UserId};
 
 /// An account as the API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,9 +5,9 @@
 //! debit); every balance change is explained by an opening balance, a top-up or a FINISHED
 //! transaction (money conservation).
 
-use platform::events::{PaymentOutcome, PaymentRequested};
-use platform::money::PositiveMoney;
-use platform::{Money, UserId};
+use contract::events::{PaymentOutcome, PaymentRequested};
+use contract::money::PositiveMoney;
+use contract::{Money, UserId};
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::{Account, decide, outcome_from_db, outcome_to_db};

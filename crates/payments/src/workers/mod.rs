@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use bus::{Delivery, HandleError, Handler};
-use platform::events::{PAYMENT_REQUESTED, PAYMENT_RESULT, PaymentRequested, PaymentResult};
+use contract::events::{PAYMENT_REQUESTED, PAYMENT_RESULT, PaymentRequested, PaymentResult};
 use sqlx::PgPool;
 
 use crate::store;

@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Money, OrderId, UserId};
 
+/// Default topic of [`PaymentRequested`] (`PAYMENT_REQUESTS_TOPIC` overrides it).
+pub const REQUESTS_TOPIC: &str = "payment.requests";
+/// Default topic of [`PaymentResult`] (`PAYMENT_RESULTS_TOPIC` overrides it).
+pub const RESULTS_TOPIC: &str = "payment.results";
+
 /// `message-type` header value of [`PaymentRequested`].
 pub const PAYMENT_REQUESTED: &str = "PaymentRequested";
 /// `message-type` header value of [`PaymentResult`].

@@ -93,7 +93,9 @@ impl Consumer {
 
     /// Consumes until `shutdown`, then commits and leaves the group.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BusError> {
-        let mut sub = self.subscribe().await?;
+        let Some(mut sub) = self.subscribe(&shutdown).await else {
+            return Ok(());
+        };
         let mut backoff = MIN_BACKOFF;
         loop {
             let delivery = tokio::select! {
@@ -122,9 +124,13 @@ impl Consumer {
                     );
                     if let Err(e) = sub.nack(&delivery).await {
                         tracing::error!(error = %e, "rewind failed; restarting the subscription");
-                        // Leaving and rejoining the group resumes from the last commit.
+                        // Leaving and rejoining the group resumes from the last commit (the
+                        // broker may be away: the new subscription waits for it).
                         let _ = sub.close().await;
-                        sub = self.subscribe().await?;
+                        match self.subscribe(&shutdown).await {
+                            Some(fresh) => sub = fresh,
+                            None => return Ok(()),
+                        }
                     }
                     if pause(&shutdown, backoff).await {
                         break;
@@ -138,10 +144,27 @@ impl Consumer {
         Ok(())
     }
 
-    async fn subscribe(&self) -> Result<Box<dyn Subscription>, BusError> {
-        self.bus
-            .subscribe_signalled(&self.topic, &self.group, self.joined.clone())
-            .await
+    /// Joins the group, retrying with backoff while the broker refuses (RabbitMQ connects on
+    /// subscribe; a broker restarting must not end the consumer, and with it the service).
+    /// `None` once stopped.
+    async fn subscribe(&self, shutdown: &CancellationToken) -> Option<Box<dyn Subscription>> {
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            match self
+                .bus
+                .subscribe_signalled(&self.topic, &self.group, self.joined.clone())
+                .await
+            {
+                Ok(sub) => return Some(sub),
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, error = %e, "subscribe failed; retrying");
+                    if pause(shutdown, backoff).await {
+                        return None;
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
     }
 
     /// Handles one delivery to the point where it may be acknowledged.

@@ -1,7 +1,8 @@
 //! The broker the stack runs on (`BROKER`) restarted in the middle of a stream of orders
 //! (`dev/stack.sh restart-broker`, data kept): orders keep being accepted meanwhile (they wait in
-//! the outbox), and afterwards every order is settled, none lost, none debited twice, each user's
-//! paid in placement order.
+//! the outbox), orders' and payments' `/health` say 503 while the broker is away and 200 again
+//! after, and every order is settled, none lost, none debited twice, each user's paid in
+//! placement order.
 //!
 //! Its own test binary, so that no other scenario runs while the broker is away.
 
@@ -46,6 +47,7 @@ async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
     });
 
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let health = tokio::spawn(watch_health(stop.clone()));
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let status = tokio::process::Command::new(root.join("dev/stack.sh"))
         .arg("restart-broker")
@@ -57,7 +59,28 @@ async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.cancel();
     let placed = placing.await.unwrap();
+    for (service, seen) in health.await.unwrap() {
+        assert!(
+            seen.contains(&503),
+            "{service} /health never said 503 while the broker was away: {seen:?}"
+        );
+    }
 
+    for service in ["ORDERS_URL", "PAYMENTS_URL"] {
+        let url = format!("{}/health", testkit::required_env(service));
+        testkit::eventually(&format!("{service} healthy again"), AFTER_RESTART, || {
+            let url = url.clone();
+            async move {
+                reqwest::get(&url)
+                    .await
+                    .ok()?
+                    .status()
+                    .is_success()
+                    .then_some(())
+            }
+        })
+        .await;
+    }
     let settled = testkit::eventually("every order settled", AFTER_RESTART, || {
         let api = &api;
         let users = &users;
@@ -92,4 +115,28 @@ async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
             "{user} debited exactly once per paid order"
         );
     }
+}
+
+/// Polls orders' and payments' own `/health` until `stop`; returns the statuses each answered.
+async fn watch_health(stop: CancellationToken) -> Vec<(&'static str, Vec<u16>)> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let services = ["ORDERS_URL", "PAYMENTS_URL"];
+    let mut seen: Vec<(&'static str, Vec<u16>)> =
+        services.iter().map(|s| (*s, Vec::new())).collect();
+    while !stop.is_cancelled() {
+        for (service, statuses) in &mut seen {
+            let url = format!("{}/health", testkit::required_env(service));
+            if let Ok(resp) = client.get(&url).send().await {
+                let status = resp.status().as_u16();
+                if statuses.last() != Some(&status) {
+                    statuses.push(status);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen
 }

@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bus::message::{HEADER_DLQ_ERROR, HEADER_MESSAGE_ID};
-use bus::{Consumer, Delivery, HandleError, Handler, Message, TopicSpec};
+use bus::{
+    BusError, Consumer, Delivery, HandleError, Handler, Joined, Message, MessageBus, Subscription,
+    TopicSpec,
+};
 use testkit::{eventually, unique_topic};
 use tokio_util::sync::CancellationToken;
 
@@ -224,6 +227,72 @@ pub async fn consumer_dead_letters_poison_and_retries_transient_failures(broker:
     );
     assert_eq!(dead.header(HEADER_DLQ_ERROR), Some("cannot decode"));
     dlq_sub.close().await.unwrap();
+}
+
+/// The real broker, refusing the first `refusals` subscriptions (RabbitMQ restarting).
+struct Refusing {
+    inner: Arc<dyn MessageBus>,
+    refusals: AtomicUsize,
+}
+
+#[async_trait]
+impl MessageBus for Refusing {
+    async fn declare(&self, topology: &[TopicSpec]) -> Result<(), BusError> {
+        self.inner.declare(topology).await
+    }
+
+    async fn publish(&self, topic: &str, message: &Message) -> Result<(), BusError> {
+        self.inner.publish(topic, message).await
+    }
+
+    async fn subscribe_signalled(
+        &self,
+        topic: &str,
+        group: &str,
+        joined: Joined,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        if self
+            .refusals
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(BusError::Broker("connection refused".into()));
+        }
+        self.inner.subscribe_signalled(topic, group, joined).await
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        self.inner.ping().await
+    }
+}
+
+/// A consumer whose broker refuses it for a while (restarting) waits and then consumes; it does
+/// not end, which would stop the whole service.
+pub async fn the_consumer_waits_out_a_broker_that_refuses_it(broker: Broker) {
+    let inner = broker.bus();
+    let (t, group) = declared(inner.as_ref(), "refused").await;
+    inner.publish(&t, &message("k", "after")).await.unwrap();
+    let bus = Arc::new(Refusing {
+        inner,
+        refusals: AtomicUsize::new(3),
+    });
+    let handler = Arc::new(Recording {
+        handled: AtomicUsize::new(0),
+        fail_first: AtomicUsize::new(0),
+    });
+    let stop = CancellationToken::new();
+    let task =
+        tokio::spawn(Consumer::new(bus.clone(), t, group, handler.clone()).run(stop.clone()));
+
+    eventually(
+        "the message handled once the broker accepts",
+        WAIT,
+        || async { (handler.handled.load(Ordering::SeqCst) == 1).then_some(()) },
+    )
+    .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(bus.refusals.load(Ordering::SeqCst), 0);
 }
 
 /// `ping` backs `/health`: it answers for a live broker and fails for an unreachable one.

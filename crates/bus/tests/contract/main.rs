@@ -139,6 +139,7 @@ per_broker!(
     delivery::a_killed_member_s_unacked_messages_go_to_the_next_member_in_order,
     delivery::a_publish_before_any_consumer_ran_waits_for_the_group,
     delivery::consumer_dead_letters_poison_and_retries_transient_failures,
+    delivery::the_consumer_waits_out_a_broker_that_refuses_it,
     delivery::ping_tells_a_live_broker_from_a_dead_one,
     relay::relay_publishes_pending_rows_once_in_order,
     relay::running_relay_wakes_on_notify,

@@ -27,7 +27,15 @@ service_port() {
 	*) die "unknown service $1" ;;
 	esac
 }
-service_pid() { running_pid "$PIDS/$1.pid" "$BIN_DIR/$1"; }
+# The running instance of service NAME started by us, whichever profile's binary it runs (the
+# binary is recorded at start: a release stack must be found, restarted or stopped from a debug
+# command and the other way round).
+service_pid() { running_pid "$PIDS/$1.pid" "$(service_bin "$1")"; }
+service_bin() {
+	local bin
+	bin=$(state_get "BIN_$1")
+	echo "${bin:-$BIN_DIR/$1}"
+}
 
 # service_env NAME — the environment of service NAME, one VAR=value per line.
 service_env() {
@@ -83,7 +91,10 @@ services_up() {
 		fresh=1
 		if pid=$(service_pid "$name"); then
 			fresh=0 # running before this command: a restart is not ours to stop in `test`
-			if [[ $BIN_DIR/$name -nt $PIDS/$name.pid ]]; then
+			if [[ $(service_bin "$name") != "$BIN_DIR/$name" ]]; then
+				log "$name: runs $(service_bin "$name"), STACK_PROFILE=$PROFILE wanted: restarting"
+				stop_pid "$name" "$pid" "$STOP_TIMEOUT"
+			elif [[ $BIN_DIR/$name -nt $PIDS/$name.pid ]]; then
 				log "$name: binary rebuilt since it started: restarting"
 				stop_pid "$name" "$pid" "$STOP_TIMEOUT"
 			elif [[ $name != gateway && $(state_get "BROKER_$name") != "${BROKER:-kafka}" ]]; then
@@ -102,6 +113,7 @@ services_up() {
 		t0+=("$(clock)")
 		nohup env "${envs[@]}" "$BIN_DIR/$name" </dev/null >>"$LOGS/$name.log" 2>&1 &
 		echo $! >"$PIDS/$name.pid"
+		state_set "BIN_$name" "$BIN_DIR/$name"
 		[[ $name == gateway ]] || state_set "BROKER_$name" "${BROKER:-kafka}"
 		if ((fresh)); then started "$name"; fi
 		waiting+=("$name")

@@ -261,6 +261,17 @@ browser_tests() {
 	return "$rc"
 }
 
+# loadgen_smoke — the load tool for a few seconds against the running stack (no pgbench, no
+# timing asserted: it proves the tool runs); sets LOAD_RESULT.
+loadgen_smoke() {
+	local t rc=0
+	t=$(clock)
+	(cd "$ROOT" && cargo run -q -p loadgen -- --clients 4 --orders 40 --users 4 \
+		--pgbench-seconds 0 --settle-timeout-s 60) || rc=$?
+	LOAD_RESULT="$( ((rc == 0)) && echo passed || echo "FAILED (exit $rc)") in $(since "$t")s"
+	return "$rc"
+}
+
 # cargo_test ARGS... — cargo test from the root, timed; sets CARGO_RESULT.
 cargo_test() {
 	local t rc=0
@@ -290,6 +301,8 @@ cmd_test() {
 	results+=("cargo test --workspace (services on kafka): $CARGO_RESULT")
 	BROKER=kafka browser_tests || rc=1
 	results+=("browser tests (kafka): $UI_RESULT")
+	loadgen_smoke || rc=1
+	results+=("load tool smoke (kafka): $LOAD_RESULT")
 
 	log "restarting orders and payments with BROKER=rabbitmq"
 	BROKER=rabbitmq STACK_SKIP_BUILD=1 services_up
@@ -297,6 +310,8 @@ cmd_test() {
 	results+=("cargo test -p e2e (services on rabbitmq): $CARGO_RESULT")
 	BROKER=rabbitmq browser_tests || rc=1
 	results+=("browser tests (rabbitmq): $UI_RESULT")
+	loadgen_smoke || rc=1
+	results+=("load tool smoke (rabbitmq): $LOAD_RESULT")
 
 	local r
 	for r in "${results[@]}"; do log "$r"; done

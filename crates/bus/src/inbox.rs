@@ -1,11 +1,15 @@
 //! The transactional inbox: the first statement of a handler's transaction records the message
-//! id, so a message delivered twice changes state once.
+//! id, so a message delivered twice changes state once; and [`Transactional`], which applies a
+//! consumer's batch in one transaction, with the inbox or without.
 //!
 //! Expected table: `inbox(message_id uuid primary key, received_at timestamptz)`. A concurrent
 //! duplicate blocks on the primary key until the first transaction ends, then sees the row.
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
+
+use crate::Delivery;
+use crate::consumer::{HandleError, Handler, fill_retries};
 
 /// Starts the handler's transaction for `message_id`; `None` means it was already processed
 /// (the caller acknowledges the message and does nothing else).
@@ -27,3 +31,130 @@ pub async fn begin(
         Ok(None)
     }
 }
+
+/// What a message handler does inside its batch's transaction.
+#[async_trait::async_trait]
+pub trait Apply: Send + Sync + 'static {
+    /// Runs once per batch before any message: lock what the batch will touch in a stable order
+    /// (e.g. accounts by user id), so two overlapping batches cannot deadlock. Default: nothing.
+    async fn prepare(
+        &self,
+        _tx: &mut PgConnection,
+        _batch: &[Delivery],
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
+    /// Validates and applies one message (after the inbox admitted it, when there is one).
+    async fn apply(&self, tx: &mut PgConnection, delivery: &Delivery) -> Result<(), HandleError>;
+}
+
+/// A [`Handler`] applying a whole batch in one transaction — one commit for many messages —
+/// with a savepoint per message, so a poisoned message is undone alone and its batch-mates
+/// stand, and a transient failure keeps what came before it and hands back the rest.
+pub struct Transactional<A> {
+    pool: PgPool,
+    apply: A,
+    inbox: bool,
+}
+
+impl<A: Apply> Transactional<A> {
+    /// `apply` over `pool`, idempotent by its own means (e.g. a conditional update).
+    pub fn new(pool: PgPool, apply: A) -> Self {
+        Transactional {
+            pool,
+            apply,
+            inbox: false,
+        }
+    }
+
+    /// Also records each message id in the inbox first and skips what it already holds.
+    pub fn with_inbox(mut self) -> Self {
+        self.inbox = true;
+        self
+    }
+
+    /// One delivery inside the batch: savepoint, inbox, apply; undone alone on failure.
+    async fn one(&self, tx: &mut PgConnection, delivery: &Delivery) -> Result<(), HandleError> {
+        sqlx::query("SAVEPOINT message").execute(&mut *tx).await?;
+        let applied = async {
+            if self.inbox {
+                let id = delivery.message_id().map_err(HandleError::Poison)?;
+                let fresh = sqlx::query(
+                    "INSERT INTO inbox (message_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !fresh {
+                    tracing::info!(message_id = %id, "duplicate message skipped");
+                    return Ok(());
+                }
+            }
+            self.apply.apply(tx, delivery).await
+        }
+        .await;
+        let end = if applied.is_ok() {
+            "RELEASE SAVEPOINT message"
+        } else {
+            "ROLLBACK TO SAVEPOINT message"
+        };
+        sqlx::query(end).execute(&mut *tx).await?;
+        applied
+    }
+
+    async fn batch(&self, batch: &[Delivery]) -> Result<Vec<Result<(), HandleError>>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        self.apply.prepare(&mut tx, batch).await?;
+        let mut results = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            let result = self.one(&mut tx, delivery).await;
+            let retry = matches!(result, Err(HandleError::Retry(_)));
+            results.push(result);
+            if retry {
+                break;
+            }
+        }
+        tx.commit().await?;
+        fill_retries(&mut results, batch.len());
+        Ok(results)
+    }
+}
+
+#[async_trait::async_trait]
+impl<A: Apply> Handler for Transactional<A> {
+    async fn handle(&self, delivery: &Delivery) -> Result<(), HandleError> {
+        self.handle_batch(std::slice::from_ref(delivery))
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    async fn handle_batch(&self, batch: &[Delivery]) -> Vec<Result<(), HandleError>> {
+        match self.batch(batch).await {
+            Ok(results) => results,
+            // Nothing of the batch was committed: all of it comes again.
+            Err(e) => {
+                let shared = std::sync::Arc::new(e);
+                batch
+                    .iter()
+                    .map(|_| Err(HandleError::Retry(Box::new(SharedError(shared.clone())))))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// One database error reported for every delivery of the batch it failed.
+#[derive(Debug)]
+struct SharedError(std::sync::Arc<sqlx::Error>);
+
+impl std::fmt::Display for SharedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the batch's transaction failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for SharedError {}

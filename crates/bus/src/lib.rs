@@ -33,8 +33,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 
-pub use consumer::{Consumer, HandleError, Handler};
+pub use consumer::{BatchSettings, Consumer, HandleError, Handler};
 pub use error::BusError;
+pub use inbox::{Apply, Transactional};
 pub use message::{AckToken, Delivery, Message};
 
 /// A topic and the consumer groups that read it: what a broker must have in place before the
@@ -126,6 +127,25 @@ impl Joined {
 pub trait Subscription: Send {
     /// Waits for the next message.
     async fn next(&mut self) -> Result<Delivery, BusError>;
+
+    /// Waits for the next message, then takes what else arrives within `linger`, up to `max`
+    /// in all, in delivery order: one transaction can then apply many messages. A receive
+    /// error after the first message ends the batch early (the next call reports it).
+    async fn next_batch(
+        &mut self,
+        max: usize,
+        linger: std::time::Duration,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let mut batch = vec![self.next().await?];
+        let until = tokio::time::Instant::now() + linger;
+        while batch.len() < max {
+            match tokio::time::timeout_at(until, self.next()).await {
+                Ok(Ok(d)) => batch.push(d),
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
 
     /// The message is fully processed: the broker may forget it. Acknowledging a message this
     /// member no longer owns (its partition or queue moved to another member) changes nothing:

@@ -5,13 +5,15 @@
 //! (POST → terminal status, from the order rows' own `created_at`/`updated_at`, read from the
 //! orders database, so measuring adds no load to the API). With a PostgreSQL server URL it also
 //! runs pgbench's single-row insert on the same server in the same run and prints settled/s as a
-//! ratio to it. A JSON report (`--report`) keeps the numbers and the per-second series.
+//! ratio to it. A JSON report (`--report`) keeps the numbers and the per-second series, with SVG
+//! plots beside it (settle latency over time, its histogram, throughput over time).
 //!
 //! ```text
 //! . .stack/env && cargo run --release -p loadgen -- --clients 32 --orders 2000
 //! ```
 
 mod pgbench;
+mod plot;
 mod stats;
 
 use std::path::PathBuf;
@@ -53,7 +55,7 @@ struct Args {
     /// A PostgreSQL server URL for pgbench's single-row insert (same server); skipped if unset.
     #[arg(long, env = "TEST_DATABASE_URL")]
     pgbench_db: Option<String>,
-    /// How long pgbench runs.
+    /// How long pgbench runs; 0 skips it.
     #[arg(long, default_value_t = 10)]
     pgbench_seconds: u64,
     /// Where to write the JSON report.
@@ -118,8 +120,10 @@ async fn main() -> anyhow::Result<()> {
 
     let settled = wait_settled(&db, &ids, Duration::from_secs(args.settle_timeout_s)).await?;
     let pgbench = match &args.pgbench_db {
-        Some(url) => Some(pgbench::single_row_insert_tps(url, args.pgbench_seconds).await?),
-        None => None,
+        Some(url) if args.pgbench_seconds > 0 => {
+            Some(pgbench::single_row_insert_tps(url, args.pgbench_seconds).await?)
+        }
+        _ => None,
     };
 
     let report = Report::new(
@@ -145,6 +149,19 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&report.json())?)
             .with_context(|| format!("write {}", path.display()))?;
         eprintln!("report written to {}", path.display());
+        let first = settled
+            .iter()
+            .map(|s| s.created)
+            .fold(f64::INFINITY, f64::min);
+        let points: Vec<plot::Point> = settled
+            .iter()
+            .map(|s| (s.created - first, (s.updated - s.created) * 1000.0))
+            .collect();
+        let accepted = stats::per_second(posted.iter().map(|p| p.at.as_secs_f64()), 0.0);
+        let done = stats::per_second(settled.iter().map(|s| s.updated), first);
+        for plot in plot::all(path, &points, &accepted, &done)? {
+            eprintln!("plot written to {}", plot.display());
+        }
     }
     Ok(())
 }

@@ -39,7 +39,7 @@ impl Latencies {
 }
 
 /// Counts per whole second since the first sample.
-fn per_second(times: impl Iterator<Item = f64>, origin: f64) -> Vec<usize> {
+pub fn per_second(times: impl Iterator<Item = f64>, origin: f64) -> Vec<usize> {
     let mut buckets: Vec<usize> = Vec::new();
     for t in times {
         let i = (t - origin).max(0.0) as usize;

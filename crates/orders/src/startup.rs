@@ -9,17 +9,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::OrdersApi;
 use crate::config::Settings;
-use crate::workers::PaymentResultHandler;
+use crate::workers::PaymentResults;
+use bus::Transactional;
 
 /// Orders: the orders API, consuming payment results.
-fn spec() -> ServiceSpec<OrdersApi, PaymentResultHandler> {
+fn spec() -> ServiceSpec<OrdersApi, Transactional<PaymentResults>> {
     ServiceSpec {
         title: "Orders service",
         version: env!("CARGO_PKG_VERSION"),
         migrator: &crate::MIGRATOR,
         consumes: |settings| settings.results_topic.clone(),
         api: |pool, settings| OrdersApi::new(pool, settings.requests_topic.clone()),
-        handler: |pool, _| PaymentResultHandler { pool },
+        handler: |pool, _| crate::workers::handler(pool),
     }
 }
 

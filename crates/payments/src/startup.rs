@@ -9,20 +9,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::AccountsApi;
 use crate::config::Settings;
-use crate::workers::PaymentRequestHandler;
+use crate::workers::PaymentRequests;
+use bus::Transactional;
 
 /// Payments: the accounts API, consuming payment requests.
-fn spec() -> ServiceSpec<AccountsApi, PaymentRequestHandler> {
+fn spec() -> ServiceSpec<AccountsApi, Transactional<PaymentRequests>> {
     ServiceSpec {
         title: "Payments service",
         version: env!("CARGO_PKG_VERSION"),
         migrator: &crate::MIGRATOR,
         consumes: |settings| settings.requests_topic.clone(),
         api: |pool, _| AccountsApi::new(pool),
-        handler: |pool, settings| PaymentRequestHandler {
-            pool,
-            results_topic: settings.results_topic.clone(),
-        },
+        handler: |pool, settings| crate::workers::handler(pool, settings.results_topic.clone()),
     }
 }
 

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bus::consumer::{Consumer, Handler, dlq_spec};
+use bus::consumer::{BatchSettings, Consumer, Handler, dlq_spec};
 use bus::outbox::{OutboxRelay, RelaySettings};
 use bus::{Joined, MessageBus, TopicSpec};
 use platform::config::ServiceSettings;
@@ -69,7 +69,8 @@ where
         (spec.consumes)(&settings),
         settings.consumer_group.clone(),
         Arc::new((spec.handler)(pool.clone(), &settings)),
-    );
+    )
+    .with_batches(BatchSettings::from_env()?);
     let app = app(
         (spec.api)(pool.clone(), &settings),
         spec.title,

@@ -148,6 +148,7 @@ per_broker!(
     relay::a_failed_publish_is_not_overtaken_by_the_rest_of_its_key,
     relay::a_frozen_relay_loses_its_keys_after_the_lease,
     relay::per_key_order_holds_across_two_relays_and_two_consumers,
+    relay::a_batch_undoes_only_its_failed_messages_and_keeps_order,
 );
 
 /// RabbitMQ drops what reaches an exchange with no queue; the bus must say so instead of

@@ -492,3 +492,93 @@ fn distinct(handled: &[u64]) -> Vec<u64> {
         .filter(|n| seen.insert(*n))
         .collect()
 }
+
+/// Applies `{"i": n}` by inserting n into `applied`; `"poison"` inserts and then refuses for
+/// good, `"flaky"` inserts and then fails once: both inserts must be undone.
+struct Recorder {
+    flaked: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl bus::Apply for Recorder {
+    async fn apply(&self, tx: &mut sqlx::PgConnection, d: &Delivery) -> Result<(), HandleError> {
+        let body = String::from_utf8_lossy(&d.payload).into_owned();
+        let n: i64 = match body.as_str() {
+            "poison" | "flaky" => -1,
+            other => other
+                .parse()
+                .map_err(|_| HandleError::Poison(other.into()))?,
+        };
+        sqlx::query("INSERT INTO applied (n) VALUES ($1)")
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+        match body.as_str() {
+            "poison" => Err(HandleError::Poison("poison".into())),
+            "flaky" if !self.flaked.swap(true, std::sync::atomic::Ordering::SeqCst) => {
+                Err(HandleError::Retry("flaky".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The batching consumer over one transaction per batch: a poisoned message is undone alone
+/// (its batch-mates stand), a transient failure keeps what came before it and everything from
+/// it on comes again in order, and a message delivered twice is applied once.
+pub async fn a_batch_undoes_only_its_failed_messages_and_keeps_order(broker: Broker) {
+    let (db, pool) = database().await;
+    sqlx::query("CREATE TABLE applied (seq bigserial, n bigint)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let bus = broker.bus();
+    let (topic, group) = declared(bus.as_ref(), "batch").await;
+    let dlq = bus::consumer::dlq_topic(&topic);
+    let mut sent = Vec::new();
+    for body in ["0", "1", "poison", "2", "flaky", "3", "4"] {
+        sent.push(crate::message("k", body));
+    }
+    let duplicate = sent[1].clone();
+    sent.push(duplicate);
+    sent.push(crate::message("k", "5"));
+    bus.declare(&[TopicSpec::new(&dlq, ["dlq-readers"])])
+        .await
+        .unwrap();
+    for m in &sent {
+        bus.publish(&topic, m).await.unwrap();
+    }
+
+    let handler = bus::Transactional::new(
+        pool.clone(),
+        Recorder {
+            flaked: std::sync::atomic::AtomicBool::new(false),
+        },
+    )
+    .with_inbox();
+    let stop = CancellationToken::new();
+    let consumer = Consumer::new(bus.clone(), topic, group, Arc::new(handler)).with_batches(
+        bus::BatchSettings {
+            max: 64,
+            linger: Duration::from_millis(200),
+        },
+    );
+    let task = tokio::spawn(consumer.run(stop.clone()));
+    let applied: Vec<i64> = eventually("all applied", WAIT, || async {
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM applied ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        (rows.len() >= 7).then_some(rows)
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        applied,
+        [0, 1, 2, -1, 3, 4, 5],
+        "poison undone, flaky retried in place, duplicate once"
+    );
+    pool.close().await;
+    db.drop_db().await;
+}

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use contract::events::{PAYMENT_REQUESTED, PaymentRequested};
 use contract::{Money, OrderId, UserId};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::{FailureReason, NewOrder, Order, OrderStatus, Page};
@@ -130,7 +130,7 @@ pub async fn list_by_user(
 
 /// Moves a `NEW` order to its terminal state; false when it was not `NEW` (a replay) or unknown.
 pub async fn settle(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     order_id: OrderId,
     status: OrderStatus,
     reason: Option<FailureReason>,
@@ -142,7 +142,7 @@ pub async fn settle(
     .bind(order_id.0)
     .bind(status.as_db())
     .bind(reason.map(FailureReason::as_db))
-    .execute(pool)
+    .execute(conn)
     .await?
     .rows_affected();
     Ok(changed == 1)

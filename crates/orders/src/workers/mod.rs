@@ -1,25 +1,28 @@
-//! Background work of the orders service: the payment-result handler.
+//! Background work of the orders service: applying payment results.
 //!
-//! The outbox relay itself is the shared `bus::outbox::OutboxRelay`; only the handler is ours.
+//! The outbox relay and the batching consumer are the shared ones (`bus`); only what one result
+//! does is ours. Idempotent by the conditional update: a replayed result finds the order no
+//! longer `NEW` and changes nothing, so no inbox is needed.
 
 use async_trait::async_trait;
-use bus::{Delivery, HandleError, Handler};
+use bus::{Apply, Delivery, HandleError, Transactional};
 use contract::events::{PAYMENT_RESULT, PaymentResult};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::domain::settle;
 use crate::store;
 
-/// Applies payment results to orders. Idempotent by the conditional update: a replayed result
-/// finds the order no longer `NEW` and changes nothing.
-pub struct PaymentResultHandler {
-    /// The orders database.
-    pub pool: PgPool,
+/// Applies payment results to orders, a consumer batch per transaction.
+pub fn handler(pool: PgPool) -> Transactional<PaymentResults> {
+    Transactional::new(pool, PaymentResults)
 }
 
+/// What one payment result does: settle its order if it is still `NEW`.
+pub struct PaymentResults;
+
 #[async_trait]
-impl Handler for PaymentResultHandler {
-    async fn handle(&self, delivery: &Delivery) -> Result<(), HandleError> {
+impl Apply for PaymentResults {
+    async fn apply(&self, tx: &mut PgConnection, delivery: &Delivery) -> Result<(), HandleError> {
         let kind = delivery.header(bus::message::HEADER_MESSAGE_TYPE);
         if kind != Some(PAYMENT_RESULT) {
             return Err(HandleError::Poison(format!(
@@ -28,7 +31,7 @@ impl Handler for PaymentResultHandler {
         }
         let result: PaymentResult = delivery.decode().map_err(HandleError::Poison)?;
         let (status, reason) = settle(result.outcome);
-        let changed = store::settle(&self.pool, result.order_id, status, reason).await?;
+        let changed = store::settle(tx, result.order_id, status, reason).await?;
         if changed {
             tracing::info!(order_id = %result.order_id, status = status.as_db(), "order settled");
         } else {

@@ -109,6 +109,19 @@ pub async fn get_account(pool: &PgPool, user_id: UserId) -> Result<Option<Accoun
     balance.map(|b| account(user_id, b)).transpose()
 }
 
+/// Locks the accounts of `users` (sorted by id by the caller) for the rest of the transaction.
+pub async fn lock_accounts(conn: &mut PgConnection, users: &[UserId]) -> Result<(), sqlx::Error> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<uuid::Uuid> = users.iter().map(|u| u.0).collect();
+    sqlx::query("SELECT 1 FROM accounts WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE")
+        .bind(&ids)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Settles one payment request on the caller's transaction and returns its outcome.
 ///
 /// An order already settled (the same request under another message id) gets its recorded

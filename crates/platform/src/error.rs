@@ -95,10 +95,13 @@ pub enum ApiError {
     /// Unexpected failure; nothing internal is disclosed.
     #[oai(status = 500)]
     Internal(Json<ErrorEnvelope>),
-    /// A dependency is down; retrying later may succeed.
+    /// A dependency is down; retrying later may succeed (after `Retry-After` seconds).
     #[oai(status = 503)]
-    Unavailable(Json<ErrorEnvelope>),
+    Unavailable(Json<ErrorEnvelope>, #[oai(header = "Retry-After")] u32),
 }
+
+/// Seconds a client is told to wait before retrying a 503: about one database restart.
+pub const RETRY_AFTER_SECS: u32 = 1;
 
 impl ApiError {
     /// 400 with a message naming the field.
@@ -128,23 +131,40 @@ impl ApiError {
     /// 503: logs the cause and tells the client to retry.
     pub fn unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::warn!(error = %error_chain(cause), "dependency unavailable");
-        ApiError::Unavailable(Json(ErrorEnvelope::new(
-            ErrorCode::Unavailable,
-            "a dependency is unavailable, retry later",
-        )))
+        ApiError::Unavailable(
+            Json(ErrorEnvelope::new(
+                ErrorCode::Unavailable,
+                "a dependency is unavailable, retry later",
+            )),
+            RETRY_AFTER_SECS,
+        )
     }
 }
 
-/// Maps a database error: connection trouble is a 503, anything else a 500.
+/// Maps a database error: connection trouble — no connection in time, the socket, or the server
+/// saying it cannot take the work now (SQLSTATE class 08 connection exception, 53 insufficient
+/// resources such as too many connections, 57 operator intervention such as a shutdown or
+/// restart in progress) — is a 503 a client may retry; anything else a 500.
 #[cfg(feature = "db")]
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                ApiError::unavailable(&err)
-            }
-            other => ApiError::internal(&other),
+        if is_unavailable(&err) {
+            ApiError::unavailable(&err)
+        } else {
+            ApiError::internal(&err)
         }
+    }
+}
+
+/// Whether `err` says the database is unavailable rather than the request wrong.
+#[cfg(feature = "db")]
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| matches!(c.get(..2), Some("08" | "53" | "57"))),
+        _ => false,
     }
 }
 
@@ -229,6 +249,61 @@ fn framework_message(status: StatusCode, raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server error with SQLSTATE `code`, as sqlx reports one.
+    #[cfg(feature = "db")]
+    #[derive(Debug)]
+    struct Sqlstate(&'static str);
+
+    #[cfg(feature = "db")]
+    impl std::fmt::Display for Sqlstate {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+
+    #[cfg(feature = "db")]
+    impl std::error::Error for Sqlstate {}
+
+    #[cfg(feature = "db")]
+    impl sqlx::error::DatabaseError for Sqlstate {
+        fn message(&self) -> &str {
+            "server says no"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[cfg(feature = "db")]
+    #[tokio::test]
+    async fn a_database_that_cannot_take_the_work_now_is_a_503_to_retry() {
+        // too many connections, admin shutdown, cannot connect now, connection failure
+        for code in ["53300", "57P01", "57P03", "08006"] {
+            let err: ApiError = sqlx::Error::Database(Box::new(Sqlstate(code))).into();
+            let resp = envelope_response(err.into());
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{code}");
+            assert_eq!(resp.headers()["retry-after"], "1", "{code}");
+        }
+        // a unique violation or a check violation is not the server being away
+        for code in ["23505", "23514", "22003"] {
+            let err: ApiError = sqlx::Error::Database(Box::new(Sqlstate(code))).into();
+            let resp = envelope_response(err.into());
+            assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR, "{code}");
+        }
+    }
 
     async fn body_of(resp: Response) -> serde_json::Value {
         let bytes = resp.into_body().into_vec().await.unwrap();

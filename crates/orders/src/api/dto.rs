@@ -9,6 +9,9 @@ use crate::domain::{FailureReason, Order, OrderStatus};
 
 /// Body of POST /orders.
 #[derive(Debug, Object, Deserialize)]
+// A field the API does not know is refused, naming it: a typo must not silently default.
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct CreateOrderRequest {
     /// Who pays (UUID).
     pub user_id: UserId,

@@ -6,6 +6,9 @@ use serde::Deserialize;
 
 /// Body of POST /accounts.
 #[derive(Debug, Object, Deserialize)]
+// A field the API does not know is refused, naming it: a typo must not silently default.
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct CreateAccountRequest {
     /// The owner (UUID); one account per user.
     pub user_id: UserId,
@@ -15,6 +18,9 @@ pub struct CreateAccountRequest {
 
 /// Body of POST /accounts/topup.
 #[derive(Debug, Object, Deserialize)]
+// A field the API does not know is refused, naming it: a typo must not silently default.
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct TopUpRequest {
     /// The owner (UUID).
     pub user_id: UserId,

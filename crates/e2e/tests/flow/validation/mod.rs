@@ -115,6 +115,7 @@ fn order_cases(ghost: Uuid) -> Vec<Case> {
         bad_json("order: description over 1000 chars", p, order(json!(10), json!("a".repeat(1001))), "description"),
         bad_json("order: description a number", p, order(json!(10), json!(5)), "description"),
         bad_json("order: description a boolean", p, order(json!(10), json!(true)), "description"),
+        bad_json("order: unknown field", p, json!({"user_id": ghost, "amount": 10, "description": "x", "amout": 5}), "amout"),
         raw("order: malformed JSON", p, Some("application/json"), b"{\"user_id\":", StatusCode::BAD_REQUEST, "BAD_REQUEST"),
         raw("order: empty body", p, Some("application/json"), b"", StatusCode::BAD_REQUEST, "BAD_REQUEST"),
         raw("order: JSON array", p, Some("application/json"), b"[]", StatusCode::BAD_REQUEST, "BAD_REQUEST"),
@@ -137,6 +138,7 @@ fn account_cases(ghost: Uuid, holder: Uuid) -> Vec<Case> {
         bad_json("account: balance negative", create, json!({"user_id": ghost, "balance": -1}), "balance"),
         bad_json("account: balance with 3 decimals", create, json!({"user_id": ghost, "balance": 1.001}), "balance"),
         bad_json("account: balance a string", create, json!({"user_id": ghost, "balance": "5"}), "balance"),
+        bad_json("account: unknown field (a typo of balance)", create, json!({"user_id": ghost, "balanse": 100}), "balanse"),
         raw("account: malformed JSON", create, Some("application/json"), b"{\"user_id\":,}", StatusCode::BAD_REQUEST, "BAD_REQUEST"),
         raw("account: text/plain body", create, Some("text/plain"), &valid, StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE"),
         bad_json("topup: user_id not a UUID", topup, json!({"user_id": "x", "amount": 5}), "user_id"),
@@ -145,6 +147,7 @@ fn account_cases(ghost: Uuid, holder: Uuid) -> Vec<Case> {
         bad_json("topup: amount with 3 decimals", topup, top(json!(0.001)), "amount"),
         bad_json("topup: amount a string", topup, top(json!("5")), "amount"),
         bad_json("topup: amount missing", topup, json!({"user_id": holder}), "amount"),
+        bad_json("topup: unknown field", topup, json!({"user_id": holder, "amount": 5, "currency": "EUR"}), "currency"),
         raw("topup: text/plain body", topup, Some("text/plain"), &serde_json::to_vec(&top(json!(5))).expect("serialize"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE"),
         Case {
             status: StatusCode::NOT_FOUND,

@@ -1,6 +1,8 @@
 //! The reverse proxy: one client request becomes one upstream request, streamed both ways.
 //!
-//! Invariants: method, path and query reach the upstream byte for byte; bodies are streamed, never
+//! Invariants: method, path and query reach the upstream byte for byte — a path the upstream URL
+//! would rewrite (a `.` or `..` segment, also percent-encoded) is refused with 400 instead, as is
+//! a body on GET or HEAD (which the body limit does not read); bodies are streamed, never
 //! buffered here (the 64 KiB request limit is applied before, by `platform::http::finish`); an
 //! upstream failure becomes an enveloped 502/503 that discloses nothing internal; every proxied
 //! request is logged exactly once.
@@ -179,6 +181,37 @@ impl Proxy {
     }
 }
 
+/// Whether a path segment is `.` or `..`, spelled plainly or percent-encoded (`%2e`): the URL
+/// the upstream request is built from would resolve it, so `/orders/../accounts` would reach
+/// orders as `/accounts`.
+pub fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
+/// Why the gateway refuses to forward `req` at all, if it does.
+fn refusal(req: &Request) -> Option<&'static str> {
+    if has_dot_segment(req.original_uri().path()) {
+        return Some("the path must not contain '.' or '..' segments");
+    }
+    let bodyless =
+        req.method() == poem::http::Method::GET || req.method() == poem::http::Method::HEAD;
+    let declared = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let chunked = req
+        .headers()
+        .contains_key(poem::http::header::TRANSFER_ENCODING);
+    if bodyless && (declared.is_some_and(|n| n > 0) || chunked) {
+        return Some("GET and HEAD requests take no body");
+    }
+    None
+}
+
 impl Endpoint for Proxy {
     type Output = Response;
 
@@ -187,6 +220,11 @@ impl Endpoint for Proxy {
         let method = req.method().clone();
         let path = req.original_uri().path().to_owned();
         let request_id = request_id::of(&req).to_owned();
+        if let Some(reason) = refusal(&req) {
+            tracing::info!(method = %method, path, status = 400, request_id, reason, "request refused");
+            let envelope = ErrorEnvelope::new(ErrorCode::BadRequest, reason);
+            return Ok((StatusCode::BAD_REQUEST, Json(envelope).into_response()).into_response());
+        }
 
         let outcome = self.forward(req).await;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -218,5 +256,32 @@ impl Endpoint for Proxy {
             }
         };
         Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_are_found_however_spelled() {
+        for path in [
+            "/orders/../accounts",
+            "/orders/./x",
+            "/orders/%2e%2E/x",
+            "/orders/.%2e",
+            "/..",
+        ] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+        for path in [
+            "/orders",
+            "/orders/a.b",
+            "/orders/...",
+            "/orders/..x",
+            "/accounts/topup",
+        ] {
+            assert!(!has_dot_segment(path), "{path}");
+        }
     }
 }

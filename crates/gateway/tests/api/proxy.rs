@@ -143,3 +143,49 @@ async fn request_id_is_created_or_propagated() {
     let seen: Value = resp.json().await.unwrap();
     assert_eq!(seen["headers"]["x-request-id"], "trace-42");
 }
+
+/// Sends `head` (a raw request line and headers, plus body) and returns the status line and body.
+async fn raw(gw: &crate::helpers::TestGateway, request: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+/// A path with dot-segments would be rewritten on its way upstream (`/orders/../accounts/x`
+/// reached orders as `/accounts/x`): it is refused, plainly or percent-encoded.
+#[tokio::test]
+async fn dot_segments_are_refused_not_resolved() {
+    let gw = gateway_with_fakes().await;
+    for path in [
+        "/orders/../accounts/x",
+        "/orders/%2e%2e/accounts/x",
+        "/accounts/./topup",
+    ] {
+        let (status, body) = raw(
+            &gw,
+            &format!("GET {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(status.contains(" 400 "), "{path}: {status} {body}");
+        assert!(body.contains("BAD_REQUEST"), "{path}: {body}");
+    }
+}
+
+/// GET and HEAD bodies skip the body limit, so they are not relayed upstream: refused.
+#[tokio::test]
+async fn a_body_on_get_is_refused_not_relayed() {
+    let gw = gateway_with_fakes().await;
+    let (status, body) = raw(
+        &gw,
+        "GET /orders HTTP/1.1\r\nHost: gw\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+    )
+    .await;
+    assert!(status.contains(" 400 "), "{status} {body}");
+    assert!(body.contains("take no body"), "{body}");
+}

@@ -55,15 +55,51 @@ enum HealthTag {
     Health,
 }
 
+/// How long one round of probes answers every `/health` call: a flood of health checks costs
+/// the database and broker at most a few rounds a second, not one round per request.
+const CACHE_FOR: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Failed probes of one round: (name, why).
+type Failures = Vec<(String, String)>;
+
 /// The health operation, parameterised by the probes of one process.
 pub struct HealthApi {
     probes: Vec<Arc<dyn HealthProbe>>,
+    /// The last round and when it ended; callers arriving during a round wait for it.
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, Failures)>>,
 }
 
 impl HealthApi {
-    /// A health endpoint that checks `probes` on every call.
+    /// A health endpoint over `probes`, checked at most once per [`CACHE_FOR`].
     pub fn new(probes: Vec<Arc<dyn HealthProbe>>) -> Self {
-        HealthApi { probes }
+        HealthApi {
+            probes,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The failures of a round at most [`CACHE_FOR`] old, running one if needed.
+    async fn failures(&self) -> Failures {
+        let mut last = self.last.lock().await;
+        if let Some((at, failures)) = last.as_ref()
+            && at.elapsed() < CACHE_FOR
+        {
+            return failures.clone();
+        }
+        let checks = self.probes.iter().map(|p| async move {
+            match tokio::time::timeout(PROBE_TIMEOUT, p.check()).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some((p.name().to_owned(), e)),
+                Err(_) => Some((p.name().to_owned(), "timed out".to_owned())),
+            }
+        });
+        let failures: Failures = futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        *last = Some((tokio::time::Instant::now(), failures.clone()));
+        failures
     }
 }
 
@@ -72,18 +108,7 @@ impl HealthApi {
     /// Readiness: 200 only when the database and broker (gateway: its upstreams) answer.
     #[oai(path = "/health", method = "get", tag = "HealthTag::Health")]
     async fn health(&self) -> HealthResponse {
-        let checks = self.probes.iter().map(|p| async move {
-            match tokio::time::timeout(PROBE_TIMEOUT, p.check()).await {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some((p.name().to_owned(), e)),
-                Err(_) => Some((p.name().to_owned(), "timed out".to_owned())),
-            }
-        });
-        let failures: Vec<(String, String)> = futures::future::join_all(checks)
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
+        let failures = self.failures().await;
         if failures.is_empty() {
             return HealthResponse::Ok(Json(HealthData {
                 data: HealthStatus {
@@ -124,6 +149,35 @@ mod tests {
 
     fn client(probes: Vec<Arc<dyn HealthProbe>>) -> TestClient<impl poem::Endpoint> {
         TestClient::new(OpenApiService::new(HealthApi::new(probes), "t", "1"))
+    }
+
+    /// Counts its checks.
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl HealthProbe for Counting {
+        fn name(&self) -> &str {
+            "broker"
+        }
+        async fn check(&self) -> Result<(), String> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            Ok(())
+        }
+    }
+
+    /// A flood of health checks does not become a flood of broker metadata requests.
+    #[tokio::test]
+    async fn a_flood_of_health_checks_probes_once_per_round() {
+        let probe = Arc::new(Counting(std::sync::atomic::AtomicUsize::new(0)));
+        let api = Arc::new(HealthApi::new(vec![probe.clone()]));
+        let calls = (0..50).map(|_| {
+            let api = api.clone();
+            async move { api.failures().await }
+        });
+        let all = futures::future::join_all(calls).await;
+        assert!(all.iter().all(Vec::is_empty));
+        assert_eq!(probe.0.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -5,31 +5,21 @@
 //! Expected table: `inbox(message_id uuid primary key, received_at timestamptz)`. A concurrent
 //! duplicate blocks on the primary key until the first transaction ends, then sees the row.
 
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::Delivery;
 use crate::consumer::{HandleError, Handler, fill_retries};
 
-/// Starts the handler's transaction for `message_id`; `None` means it was already processed
-/// (the caller acknowledges the message and does nothing else).
-pub async fn begin(
-    pool: &PgPool,
-    message_id: Uuid,
-) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let fresh = sqlx::query("INSERT INTO inbox (message_id) VALUES ($1) ON CONFLICT DO NOTHING")
+/// Records `message_id` on the caller's transaction; false means it was already processed
+/// (the caller skips the message and acknowledges it).
+pub async fn admit(conn: &mut PgConnection, message_id: Uuid) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query("INSERT INTO inbox (message_id) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(message_id)
-        .execute(&mut *tx)
+        .execute(conn)
         .await?
-        .rows_affected()
-        == 1;
-    if fresh {
-        Ok(Some(tx))
-    } else {
-        tx.rollback().await?;
-        Ok(None)
-    }
+        .rows_affected();
+    Ok(inserted == 1)
 }
 
 /// What a message handler does inside its batch's transaction.
@@ -80,15 +70,7 @@ impl<A: Apply> Transactional<A> {
         let applied = async {
             if self.inbox {
                 let id = delivery.message_id().map_err(HandleError::Poison)?;
-                let fresh = sqlx::query(
-                    "INSERT INTO inbox (message_id) VALUES ($1) ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if !fresh {
+                if !admit(tx, id).await? {
                     tracing::info!(message_id = %id, "duplicate message skipped");
                     return Ok(());
                 }

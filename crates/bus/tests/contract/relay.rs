@@ -378,27 +378,28 @@ pub async fn a_frozen_relay_loses_its_keys_after_the_lease(broker: Broker) {
     db.drop_db().await;
 }
 
-/// The inbox lets a message id through once; a duplicate gets `None`, and a rolled-back first
+/// The inbox lets a message id through once; a duplicate is refused, and a rolled-back first
 /// attempt does not count as processed.
 #[tokio::test]
 async fn inbox_admits_each_message_once() {
     let (db, pool) = database().await;
     let id = Uuid::now_v7();
 
-    let tx = bus::inbox::begin(&pool, id)
-        .await
-        .unwrap()
-        .expect("first time");
+    let mut tx = pool.begin().await.unwrap();
+    assert!(bus::inbox::admit(&mut tx, id).await.unwrap(), "first time");
     tx.rollback().await.unwrap();
-    let tx = bus::inbox::begin(&pool, id)
-        .await
-        .unwrap()
-        .expect("rollback did not record it");
-    tx.commit().await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
     assert!(
-        bus::inbox::begin(&pool, id).await.unwrap().is_none(),
+        bus::inbox::admit(&mut tx, id).await.unwrap(),
+        "rollback did not record it"
+    );
+    tx.commit().await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    assert!(
+        !bus::inbox::admit(&mut tx, id).await.unwrap(),
         "duplicate skipped"
     );
+    tx.rollback().await.unwrap();
     pool.close().await;
     db.drop_db().await;
 }

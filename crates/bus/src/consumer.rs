@@ -4,11 +4,16 @@
 //! to the handler in delivery order ([`Handler::handle_batch`]; [`crate::Transactional`] applies
 //! a batch in one database transaction). Then, per delivery, in order:
 //! - success → acknowledge (commit the offset);
-//! - [`HandleError::Poison`] (undecodable, unknown type) → publish to `<topic>.dlq` with the
-//!   error, then acknowledge: one bad message never blocks a partition or crashes the process;
-//! - [`HandleError::Retry`] (database down, deadlock…) → it and everything after it in the batch
-//!   are handed back (`nack`, latest first, so each partition or queue rewinds to its earliest
-//!   unfinished message) and retried after a backoff: per-key order holds.
+//! - [`HandleError::Poison`] (undecodable, a permanent database error) → publish to
+//!   `<topic>.dlq` with the error, let the handler record a terminal outcome
+//!   ([`Handler::reject`]: payments answers the order FAILED), then acknowledge: one bad message
+//!   never blocks a partition, leaves its producer waiting, or crashes the process;
+//! - [`HandleError::Retry`] (deadlock, a failure of this message…) → it and everything after it
+//!   in the batch are handed back (`nack`, latest first, so each partition or queue rewinds to
+//!   its earliest unfinished message) and retried after a backoff: per-key order holds. After
+//!   [`RetryPolicy::max_attempts`] failures of one message it is handled as poison;
+//! - [`HandleError::Unavailable`] (the database is down) → handed back the same way and retried
+//!   without bound: the outage is not the message's fault, and `/health` already says so.
 //!
 //! The stop signal is honoured between batches: an in-flight handler always finishes.
 
@@ -27,14 +32,35 @@ pub enum HandleError {
     /// The message can never be processed; dead-letter it.
     #[error("poison message: {0}")]
     Poison(String),
-    /// Processing failed for a reason that may pass; redeliver.
+    /// Processing failed for a reason that may pass; redeliver, a bounded number of times.
     #[error("transient failure")]
     Retry(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// What the handler needs (its database) is down; redeliver until it is back.
+    #[error("dependency unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl HandleError {
+    /// Whether the message comes again (and every later one of the batch with it).
+    pub fn is_retry(&self) -> bool {
+        matches!(self, HandleError::Retry(_) | HandleError::Unavailable(_))
+    }
+}
+
+/// Classifies by SQLSTATE: connection trouble is `Unavailable`, a data or integrity error is
+/// `Poison` (retrying the same statement cannot help), anything else `Retry`.
 impl From<sqlx::Error> for HandleError {
     fn from(err: sqlx::Error) -> Self {
-        HandleError::Retry(Box::new(err))
+        if platform::error::is_unavailable(&err) {
+            HandleError::Unavailable(Box::new(err))
+        } else if platform::error::is_permanent(&err) {
+            HandleError::Poison(format!(
+                "permanent database error: {}",
+                platform::error::error_chain(&err)
+            ))
+        } else {
+            HandleError::Retry(Box::new(err))
+        }
     }
 }
 
@@ -51,7 +77,7 @@ pub trait Handler: Send + Sync + 'static {
         let mut results = Vec::with_capacity(batch.len());
         for delivery in batch {
             let result = self.handle(delivery).await;
-            let retry = matches!(result, Err(HandleError::Retry(_)));
+            let retry = result.as_ref().is_err_and(HandleError::is_retry);
             results.push(result);
             if retry {
                 break;
@@ -60,14 +86,51 @@ pub trait Handler: Send + Sync + 'static {
         fill_retries(&mut results, batch.len());
         results
     }
+
+    /// Records a terminal outcome for a message that will never be applied (poison, or retries
+    /// exhausted), so whoever waits for its effect is answered — payments settles the order
+    /// FAILED. Runs after the message was dead-lettered and before it is acknowledged; must be
+    /// idempotent. Default: nothing to record.
+    async fn reject(&self, _delivery: &Delivery, _reason: &str) -> Result<(), HandleError> {
+        Ok(())
+    }
 }
 
 /// Pads `results` to `len` with `Retry`: the deliveries after a stop were not applied.
 pub fn fill_retries(results: &mut Vec<Result<(), HandleError>>, len: usize) {
     while results.len() < len {
-        results.push(Err(HandleError::Retry(
-            "not applied: an earlier message of the batch must be retried first".into(),
-        )));
+        results.push(Err(HandleError::Retry(Box::new(NotApplied))));
+    }
+}
+
+/// The `Retry` of a delivery that was not tried (an earlier one of its batch failed), so it
+/// does not count as one of its attempts.
+#[derive(Debug, thiserror::Error)]
+#[error("not applied: an earlier message of the batch must be retried first")]
+struct NotApplied;
+
+/// How often one message may fail transiently before it is handled as poison.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts of one message (`CONSUMER_MAX_ATTEMPTS`); with the backoff doubling from 100 ms
+    /// to 5 s, the default 8 gives a failing message about 15 s before it is given up.
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 8 }
+    }
+}
+
+impl RetryPolicy {
+    /// Reads `CONSUMER_MAX_ATTEMPTS` (at least 1).
+    pub fn from_env() -> Result<Self, platform::config::ConfigError> {
+        let max: u32 =
+            platform::config::var_or("CONSUMER_MAX_ATTEMPTS", RetryPolicy::default().max_attempts)?;
+        Ok(RetryPolicy {
+            max_attempts: max.max(1),
+        })
     }
 }
 
@@ -133,7 +196,14 @@ pub struct Consumer {
     /// Set once the group assigned this consumer its partitions; read by `/health`.
     joined: Joined,
     batch: BatchSettings,
+    retry: RetryPolicy,
+    /// Failed attempts so far of messages that failed transiently, by message identity.
+    attempts: std::collections::HashMap<String, u32>,
 }
+
+/// Most messages whose attempts are remembered at once; past it the count starts over (a
+/// message then gets a few more attempts, never fewer).
+const MAX_TRACKED: usize = 10_000;
 
 impl Consumer {
     /// A consumer of `topic` in consumer group `group`.
@@ -150,7 +220,15 @@ impl Consumer {
             handler,
             joined: Joined::default(),
             batch: BatchSettings::default(),
+            retry: RetryPolicy::default(),
+            attempts: std::collections::HashMap::new(),
         }
+    }
+
+    /// The same consumer giving up on a message after `retry` (default [`RetryPolicy::default`]).
+    pub fn with_retries(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// The same consumer taking batches of `batch` (the default is [`BatchSettings::default`]).
@@ -165,7 +243,7 @@ impl Consumer {
     }
 
     /// Consumes until `shutdown`, then commits and leaves the group.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), BusError> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), BusError> {
         let Some(mut sub) = self.subscribe(&shutdown).await else {
             return Ok(());
         };
@@ -244,25 +322,34 @@ impl Consumer {
         }
     }
 
-    /// Acknowledges, in order, what the handler finished (dead-lettering poison first); returns
-    /// how many deliveries from the start of the batch are done.
+    /// Acknowledges, in order, what the handler finished (dead-lettering poison first, and
+    /// poison it is once a message used up its attempts); returns how many deliveries from the
+    /// start of the batch are done.
     async fn settle(
-        &self,
+        &mut self,
         sub: &mut dyn Subscription,
         batch: &[Delivery],
         results: Vec<Result<(), HandleError>>,
     ) -> usize {
         for (i, (delivery, result)) in batch.iter().zip(results).enumerate() {
+            let result = match result {
+                Err(HandleError::Retry(e)) if !e.is::<NotApplied>() => {
+                    let attempts = self.count_attempt(delivery);
+                    if attempts >= self.retry.max_attempts {
+                        Err(HandleError::Poison(format!(
+                            "gave up after {attempts} attempts: {}",
+                            platform::error::error_chain(e.as_ref())
+                        )))
+                    } else {
+                        Err(HandleError::Retry(e))
+                    }
+                }
+                other => other,
+            };
             let finished: Result<(), BoxedError> = match result {
                 Ok(()) => Ok(()),
-                Err(HandleError::Poison(reason)) => {
-                    tracing::error!(topic = %self.topic, token = ?delivery.token, reason = %reason, "dead-lettering message");
-                    self.bus
-                        .publish(&dlq_topic(&self.topic), &dead_letter(delivery, &reason))
-                        .await
-                        .map_err(Into::into)
-                }
-                Err(HandleError::Retry(e)) => Err(e),
+                Err(HandleError::Poison(reason)) => self.dead_letter(delivery, &reason).await,
+                Err(HandleError::Retry(e) | HandleError::Unavailable(e)) => Err(e),
             };
             let acked = match finished {
                 Ok(()) => sub.ack(delivery).await.map_err(Into::into),
@@ -277,8 +364,41 @@ impl Consumer {
                 );
                 return i;
             }
+            self.attempts.remove(&identity(delivery));
         }
         batch.len()
+    }
+
+    /// One more failed attempt of `delivery`; how many it has had.
+    fn count_attempt(&mut self, delivery: &Delivery) -> u32 {
+        if self.attempts.len() >= MAX_TRACKED {
+            self.attempts.clear();
+        }
+        let n = self.attempts.entry(identity(delivery)).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    /// Publishes `delivery` to the dead-letter topic, then lets the handler record its terminal
+    /// outcome. In this order: if the outcome fails, the redelivery is dead-lettered again (a
+    /// duplicate an operator's replay skips) rather than settled and never seen there.
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), BoxedError> {
+        tracing::error!(topic = %self.topic, token = ?delivery.token, reason = %reason, "dead-lettering message");
+        self.bus
+            .publish(&dlq_topic(&self.topic), &dead_letter(delivery, reason))
+            .await?;
+        self.handler
+            .reject(delivery, reason)
+            .await
+            .map_err(|e| -> BoxedError { Box::new(e) })
+    }
+}
+
+/// What identifies a delivery across redeliveries: its message id, else where it sits.
+fn identity(delivery: &Delivery) -> String {
+    match delivery.header(crate::message::HEADER_MESSAGE_ID) {
+        Some(id) => id.to_owned(),
+        None => format!("{}:{:?}", delivery.topic, delivery.token),
     }
 }
 

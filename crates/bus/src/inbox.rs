@@ -37,6 +37,19 @@ pub trait Apply: Send + Sync + 'static {
 
     /// Validates and applies one message (after the inbox admitted it, when there is one).
     async fn apply(&self, tx: &mut PgConnection, delivery: &Delivery) -> Result<(), HandleError>;
+
+    /// Records, in its own transaction (after the inbox admitted it), the terminal outcome of a
+    /// message that will never be applied ([`Handler::reject`]); false when there was nothing
+    /// to record, and then the inbox keeps no trace either, so a replay after a fix applies it.
+    /// Default: nothing.
+    async fn reject(
+        &self,
+        _tx: &mut PgConnection,
+        _delivery: &Delivery,
+        _reason: &str,
+    ) -> Result<bool, HandleError> {
+        Ok(false)
+    }
 }
 
 /// A [`Handler`] applying a whole batch in one transaction — one commit for many messages —
@@ -93,7 +106,7 @@ impl<A: Apply> Transactional<A> {
         let mut results = Vec::with_capacity(batch.len());
         for delivery in batch {
             let result = self.one(&mut tx, delivery).await;
-            let retry = matches!(result, Err(HandleError::Retry(_)));
+            let retry = result.as_ref().is_err_and(HandleError::is_retry);
             results.push(result);
             if retry {
                 break;
@@ -119,13 +132,38 @@ impl<A: Apply> Handler for Transactional<A> {
             Ok(results) => results,
             // Nothing of the batch was committed: all of it comes again.
             Err(e) => {
+                let unavailable = platform::error::is_unavailable(&e);
                 let shared = std::sync::Arc::new(e);
                 batch
                     .iter()
-                    .map(|_| Err(HandleError::Retry(Box::new(SharedError(shared.clone())))))
+                    .map(|_| {
+                        let e = Box::new(SharedError(shared.clone()));
+                        Err(if unavailable {
+                            HandleError::Unavailable(e)
+                        } else {
+                            HandleError::Retry(e)
+                        })
+                    })
                     .collect()
             }
         }
+    }
+
+    /// One transaction: the inbox (a message already admitted was rejected before, or applied,
+    /// so nothing is recorded twice), then [`Apply::reject`].
+    async fn reject(&self, delivery: &Delivery, reason: &str) -> Result<(), HandleError> {
+        let mut tx = self.pool.begin().await?;
+        // Without a usable id there is nothing to dedupe on; `Apply::reject` is idempotent.
+        if self.inbox
+            && let Ok(id) = delivery.message_id()
+            && !admit(&mut tx, id).await?
+        {
+            return Ok(());
+        }
+        if self.apply.reject(&mut tx, delivery, reason).await? {
+            tx.commit().await?;
+        }
+        Ok(())
     }
 }
 

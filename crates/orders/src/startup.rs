@@ -21,6 +21,14 @@ fn spec() -> ServiceSpec<OrdersApi, Transactional<PaymentResults>> {
         consumes: |settings| settings.results_topic.clone(),
         api: |pool, settings| OrdersApi::new(pool, settings.requests_topic.clone()),
         handler: |pool, _| crate::workers::handler(pool),
+        chores: |pool, settings| {
+            let sweeper = crate::workers::Sweeper::new(
+                pool,
+                settings.requests_topic.clone(),
+                settings.order_sweep_after,
+            );
+            Ok(vec![Box::new(sweeper) as Box<dyn runtime::Chore>])
+        },
     }
 }
 

@@ -21,6 +21,7 @@ fn spec() -> ServiceSpec<AccountsApi, Transactional<PaymentRequests>> {
         consumes: |settings| settings.requests_topic.clone(),
         api: |pool, _| AccountsApi::new(pool),
         handler: |pool, settings| crate::workers::handler(pool, settings.results_topic.clone()),
+        chores: |_, _| Ok(Vec::new()),
     }
 }
 

@@ -57,6 +57,9 @@ pub struct ServiceSettings {
     pub payments_group: String,
     /// The group that reads payment results (`ORDERS_CONSUMER_GROUP`), for the same reason.
     pub orders_group: String,
+    /// Orders only: an order still NEW this long after its payment was requested is requested
+    /// again (`ORDER_SWEEP_AFTER_S`, seconds, default 120).
+    pub order_sweep_after: std::time::Duration,
 }
 
 impl ServiceSettings {
@@ -77,6 +80,9 @@ impl ServiceSettings {
             consumer_group: string_or(&group_var, name),
             payments_group: string_or("PAYMENTS_CONSUMER_GROUP", "payments"),
             orders_group: string_or("ORDERS_CONSUMER_GROUP", "orders"),
+            order_sweep_after: std::time::Duration::from_secs(
+                var_or::<u64>("ORDER_SWEEP_AFTER_S", 120)?.max(1),
+            ),
         })
     }
 }

@@ -156,6 +156,20 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// Whether `err` can never pass by retrying the same statement with the same data: a data
+/// exception (SQLSTATE class 22, e.g. a value out of range), an integrity violation (class 23)
+/// or a value the code cannot decode. A consumer settles such a message instead of retrying it.
+#[cfg(feature = "db")]
+pub fn is_permanent(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| matches!(c.get(..2), Some("22" | "23"))),
+        _ => false,
+    }
+}
+
 /// Whether `err` says the database is unavailable rather than the request wrong.
 #[cfg(feature = "db")]
 pub fn is_unavailable(err: &sqlx::Error) -> bool {

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bus::consumer::{BatchSettings, Consumer, Handler, dlq_spec};
+use bus::consumer::{BatchSettings, Consumer, Handler, RetryPolicy, dlq_spec};
 use bus::outbox::{OutboxRelay, RelaySettings};
 use bus::{Joined, MessageBus, TopicSpec};
 use platform::config::ServiceSettings;
@@ -38,6 +38,36 @@ pub struct ServiceSpec<A, H> {
     pub api: fn(PgPool, &ServiceSettings) -> A,
     /// The handler of what it consumes, on its database.
     pub handler: fn(PgPool, &ServiceSettings) -> H,
+    /// Its periodic maintenance on its database (orders: the NEW-order sweeper).
+    pub chores: fn(PgPool, &ServiceSettings) -> anyhow::Result<Chores>,
+}
+
+/// A service's chores, as [`ServiceSpec::chores`] builds them.
+pub type Chores = Vec<Box<dyn Chore>>;
+
+/// Periodic maintenance a service runs beside its consumer, on every instance (a chore takes
+/// its rows with `SKIP LOCKED`, so instances share the work instead of repeating it).
+#[async_trait]
+pub trait Chore: Send + Sync + 'static {
+    /// For the logs.
+    fn name(&self) -> &'static str;
+    /// Pause between two rounds.
+    fn every(&self) -> std::time::Duration;
+    /// One round; an error is logged and the next round comes as usual.
+    async fn run_once(&self) -> anyhow::Result<()>;
+}
+
+/// Runs `chore` every [`Chore::every`] until `shutdown`; a round in progress finishes first.
+async fn run_chore(chore: Box<dyn Chore>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(chore.every()) => {}
+        }
+        if let Err(e) = chore.run_once().await {
+            tracing::warn!(chore = chore.name(), error = %format!("{e:#}"), "chore failed");
+        }
+    }
 }
 
 /// Runs the service of `spec` until `shutdown`: database and migrations, topology, relay,
@@ -70,7 +100,9 @@ where
         settings.consumer_group.clone(),
         Arc::new((spec.handler)(pool.clone(), &settings)),
     )
-    .with_batches(BatchSettings::from_env()?);
+    .with_batches(BatchSettings::from_env()?)
+    .with_retries(RetryPolicy::from_env()?);
+    let chores = (spec.chores)(pool.clone(), &settings)?;
     let app = app(
         (spec.api)(pool.clone(), &settings),
         spec.title,
@@ -84,6 +116,7 @@ where
         pool,
         bus,
         consumer,
+        chores,
         app,
     };
     serve(service, listener, shutdown).await
@@ -141,6 +174,8 @@ struct Service<E> {
     topology: Vec<TopicSpec>,
     /// The service's one consumer.
     consumer: Consumer,
+    /// Its periodic maintenance.
+    chores: Vec<Box<dyn Chore>>,
     /// The HTTP application.
     app: E,
 }
@@ -179,6 +214,7 @@ async fn serve<E: Endpoint + 'static>(
         bus,
         topology,
         consumer,
+        chores,
         app,
     } = service;
     tracing::info!(addr = ?listener.local_addr()?, "listening");
@@ -189,7 +225,7 @@ async fn serve<E: Endpoint + 'static>(
         _ = shutdown.cancelled() => None,
     };
     let workers = match topics_ready {
-        Some(Ok(())) => Some(spawn_workers(&pool, &bus, consumer, &shutdown)),
+        Some(Ok(())) => Some(spawn_workers(&pool, &bus, consumer, chores, &shutdown)),
         Some(Err(e)) => {
             // Without topics nothing can be relayed or consumed: stop rather than look alive.
             shutdown.cancel();
@@ -203,8 +239,11 @@ async fn serve<E: Endpoint + 'static>(
     let served = server.await?;
     shutdown.cancel();
     let consumed = match workers {
-        Some((relay, consumer)) => {
+        Some((relay, consumer, chores)) => {
             relay.await?;
+            for chore in chores {
+                chore.await?;
+            }
             consumer.await?
         }
         None => Ok(()),
@@ -219,15 +258,22 @@ async fn serve<E: Endpoint + 'static>(
 type WorkerHandles = (
     tokio::task::JoinHandle<()>,
     tokio::task::JoinHandle<Result<(), bus::BusError>>,
+    Vec<tokio::task::JoinHandle<()>>,
 );
 
-/// Starts the outbox relay and the consumer; a consumer that ends stops the whole service.
+/// Starts the outbox relay, the consumer and the chores; a consumer that ends stops the whole
+/// service.
 fn spawn_workers(
     pool: &PgPool,
     bus: &Arc<dyn MessageBus>,
     consumer: Consumer,
+    chores: Vec<Box<dyn Chore>>,
     shutdown: &CancellationToken,
 ) -> WorkerHandles {
+    let chores = chores
+        .into_iter()
+        .map(|c| tokio::spawn(run_chore(c, shutdown.clone())))
+        .collect();
     let relay = tokio::spawn(
         OutboxRelay::new(pool.clone(), bus.clone(), RelaySettings::default()).run(shutdown.clone()),
     );
@@ -239,7 +285,7 @@ fn spawn_workers(
             result
         }
     });
-    (relay, consumer)
+    (relay, consumer, chores)
 }
 
 /// `/health` probe: the broker must answer a metadata request.

@@ -134,6 +134,7 @@ impl ServiceUnderTest {
             } else {
                 unique_topic("orders-group")
             },
+            order_sweep_after: Duration::from_secs(120),
         };
         let mut app = ServiceUnderTest {
             address: String::new(),
@@ -226,6 +227,13 @@ impl ServiceUnderTest {
         }
         self.start().await;
         self.wait_until_healthy().await;
+    }
+
+    /// [`Self::restart`] with settings changed by `change` (e.g. a shorter sweep age), as an
+    /// operator restarting with a new environment would.
+    pub async fn restart_with(&mut self, change: impl FnOnce(&mut ServiceSettings)) {
+        change(&mut self.settings);
+        self.restart().await;
     }
 
     /// Rows in `table` of the service's database.

@@ -229,6 +229,85 @@ pub async fn consumer_dead_letters_poison_and_retries_transient_failures(broker:
     dlq_sub.close().await.unwrap();
 }
 
+/// Fails `"stuck"` on every attempt, handles the rest; records what it was asked to reject.
+#[derive(Default)]
+struct Stuck {
+    attempts: AtomicUsize,
+    handled: AtomicUsize,
+    rejected: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Handler for Stuck {
+    async fn handle(&self, d: &Delivery) -> Result<(), HandleError> {
+        if d.payload == b"stuck" {
+            self.attempts.fetch_add(1, Ordering::SeqCst);
+            return Err(HandleError::Retry("always fails".into()));
+        }
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn reject(&self, d: &Delivery, reason: &str) -> Result<(), HandleError> {
+        let body = String::from_utf8_lossy(&d.payload);
+        self.rejected
+            .lock()
+            .unwrap()
+            .push(format!("{body}: {reason}"));
+        Ok(())
+    }
+}
+
+/// Retries are bounded: a message failing transiently on every attempt is given up after
+/// `max_attempts` — dead-lettered with why, its rejection recorded — and the message behind it
+/// on the same key is handled, instead of the key (and partition) being blocked forever.
+pub async fn a_message_failing_every_attempt_is_dead_lettered_after_the_bound(broker: Broker) {
+    let bus = broker.bus();
+    let (t, group) = declared(bus.as_ref(), "bounded").await;
+    let dlq = bus::consumer::dlq_topic(&t);
+    let dlq_group = unique_topic("dlq-reader");
+    bus.declare(&[TopicSpec::new(&dlq, [&dlq_group])])
+        .await
+        .unwrap();
+    let stuck = message("k", "stuck");
+    bus.publish(&t, &stuck).await.unwrap();
+    bus.publish(&t, &message("k", "behind")).await.unwrap();
+
+    let handler = Arc::new(Stuck::default());
+    let stop = CancellationToken::new();
+    let consumer = Consumer::new(bus.clone(), t.clone(), group, handler.clone())
+        .with_retries(bus::consumer::RetryPolicy { max_attempts: 3 });
+    let task = tokio::spawn(consumer.run(stop.clone()));
+    eventually("the message behind handled", WAIT, || async {
+        (handler.handled.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+
+    assert_eq!(
+        handler.attempts.load(Ordering::SeqCst),
+        3,
+        "exactly the bound"
+    );
+    let rejected = handler.rejected.lock().unwrap().clone();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(
+        rejected[0].starts_with("stuck: gave up after 3 attempts"),
+        "{rejected:?}"
+    );
+    let mut dlq_sub = bus.subscribe(&dlq, &dlq_group).await.unwrap();
+    let dead = next(&mut dlq_sub).await;
+    assert_eq!(dead.message_id(), Ok(stuck.id));
+    assert!(
+        dead.header(HEADER_DLQ_ERROR)
+            .is_some_and(|e| e.contains("always fails")),
+        "{:?}",
+        dead.headers
+    );
+    dlq_sub.close().await.unwrap();
+}
+
 /// The real broker, refusing the first `refusals` subscriptions (RabbitMQ restarting).
 struct Refusing {
     inner: Arc<dyn MessageBus>,

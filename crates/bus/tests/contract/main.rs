@@ -139,6 +139,7 @@ per_broker!(
     delivery::a_killed_member_s_unacked_messages_go_to_the_next_member_in_order,
     delivery::a_publish_before_any_consumer_ran_waits_for_the_group,
     delivery::consumer_dead_letters_poison_and_retries_transient_failures,
+    delivery::a_message_failing_every_attempt_is_dead_lettered_after_the_bound,
     delivery::the_consumer_waits_out_a_broker_that_refuses_it,
     delivery::ping_tells_a_live_broker_from_a_dead_one,
     relay::relay_publishes_pending_rows_once_in_order,
@@ -149,6 +150,7 @@ per_broker!(
     relay::a_frozen_relay_loses_its_keys_after_the_lease,
     relay::per_key_order_holds_across_two_relays_and_two_consumers,
     relay::a_batch_undoes_only_its_failed_messages_and_keeps_order,
+    relay::a_permanent_database_error_dead_letters_at_once,
 );
 
 /// RabbitMQ drops what reaches an exchange with no queue; the bus must say so instead of

@@ -583,3 +583,82 @@ pub async fn a_batch_undoes_only_its_failed_messages_and_keeps_order(broker: Bro
     pool.close().await;
     db.drop_db().await;
 }
+
+/// Inserts the body, a number, into a table that refuses negatives; counts its calls.
+struct Checked {
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl bus::Apply for Checked {
+    async fn apply(&self, tx: &mut sqlx::PgConnection, d: &Delivery) -> Result<(), HandleError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n: i64 = String::from_utf8_lossy(&d.payload)
+            .parse()
+            .map_err(|_| HandleError::Poison("not a number".into()))?;
+        sqlx::query("INSERT INTO checked (n) VALUES ($1)")
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+}
+
+/// A database error no retry can fix (SQLSTATE class 23, a CHECK violation) dead-letters its
+/// message at the first attempt, and the consumer applies what follows on the same key.
+pub async fn a_permanent_database_error_dead_letters_at_once(broker: Broker) {
+    let (db, pool) = database().await;
+    sqlx::query("CREATE TABLE checked (n bigint CHECK (n >= 0))")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let bus = broker.bus();
+    let (topic, group) = declared(bus.as_ref(), "permanent").await;
+    let dlq = bus::consumer::dlq_topic(&topic);
+    let dlq_group = testkit::unique_topic("dlq-readers");
+    bus.declare(&[TopicSpec::new(&dlq, [&dlq_group])])
+        .await
+        .unwrap();
+    let bad = crate::message("k", "-7");
+    bus.publish(&topic, &bad).await.unwrap();
+    bus.publish(&topic, &crate::message("k", "8"))
+        .await
+        .unwrap();
+
+    let handler = Arc::new(bus::Transactional::new(
+        pool.clone(),
+        Checked {
+            calls: std::sync::atomic::AtomicUsize::new(0),
+        },
+    ));
+    let stop = CancellationToken::new();
+    let consumer = Consumer::new(bus.clone(), topic, group, handler.clone());
+    let task = tokio::spawn(consumer.run(stop.clone()));
+    let applied: Vec<i64> = eventually("the good message applied", WAIT, || async {
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM checked")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        (!rows.is_empty()).then_some(rows)
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(applied, [8]);
+
+    let mut dlq_sub = bus.subscribe(&dlq, &dlq_group).await.unwrap();
+    let dead = tokio::time::timeout(WAIT, dlq_sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(dead.message_id(), Ok(bad.id));
+    assert!(
+        dead.header(bus::message::HEADER_DLQ_ERROR)
+            .is_some_and(|e| e.contains("permanent database error")),
+        "{:?}",
+        dead.headers
+    );
+    dlq_sub.close().await.unwrap();
+    pool.close().await;
+    db.drop_db().await;
+}

@@ -142,7 +142,7 @@ async fn redelivered_payment_request_debits_only_once() {
         Some(user.to_string()),
         "requests are keyed by user id"
     );
-    assert_eq!(original.header("message-type"), Some("PaymentRequested"));
+    assert_eq!(original.header("message-type"), Some("PaymentRequested.v1"));
 
     // Act
     let same_id = original.message_id().unwrap();

@@ -29,6 +29,9 @@ pub enum FailureReason {
     InsufficientFunds,
     /// The user has no account.
     AccountNotFound,
+    /// Payments could not apply the request at all (it was dead-lettered; the detail is in the
+    /// logs and the dead-letter topic). The account was not debited.
+    PaymentRejected,
 }
 
 impl OrderStatus {
@@ -58,6 +61,7 @@ impl FailureReason {
         match self {
             FailureReason::InsufficientFunds => "INSUFFICIENT_FUNDS",
             FailureReason::AccountNotFound => "ACCOUNT_NOT_FOUND",
+            FailureReason::PaymentRejected => "PAYMENT_REJECTED",
         }
     }
 
@@ -66,6 +70,7 @@ impl FailureReason {
         match s {
             "INSUFFICIENT_FUNDS" => Some(FailureReason::InsufficientFunds),
             "ACCOUNT_NOT_FOUND" => Some(FailureReason::AccountNotFound),
+            "PAYMENT_REJECTED" => Some(FailureReason::PaymentRejected),
             _ => None,
         }
     }
@@ -81,6 +86,7 @@ pub fn settle(outcome: PaymentOutcome) -> (OrderStatus, Option<FailureReason>) {
         PaymentOutcome::AccountNotFound => {
             (OrderStatus::Failed, Some(FailureReason::AccountNotFound))
         }
+        PaymentOutcome::Rejected => (OrderStatus::Failed, Some(FailureReason::PaymentRejected)),
     }
 }
 
@@ -214,6 +220,10 @@ mod tests {
             settle(PaymentOutcome::AccountNotFound),
             (OrderStatus::Failed, Some(FailureReason::AccountNotFound))
         );
+        assert_eq!(
+            settle(PaymentOutcome::Rejected),
+            (OrderStatus::Failed, Some(FailureReason::PaymentRejected))
+        );
     }
 
     #[test]
@@ -224,6 +234,7 @@ mod tests {
         for r in [
             FailureReason::InsufficientFunds,
             FailureReason::AccountNotFound,
+            FailureReason::PaymentRejected,
         ] {
             assert_eq!(FailureReason::from_db(r.as_db()), Some(r));
         }

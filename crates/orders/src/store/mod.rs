@@ -128,6 +128,51 @@ pub async fn list_by_user(
     .collect()
 }
 
+/// Enqueues a fresh payment request for up to `limit` orders `NEW` and last requested more
+/// than `after` ago, oldest first per user, and marks them requested now — one transaction, rows
+/// taken with `SKIP LOCKED` so instances sweep disjoint orders. Returns how many.
+pub async fn rerequest_stale(
+    pool: &PgPool,
+    requests_topic: &str,
+    after: std::time::Duration,
+    limit: i64,
+) -> Result<usize, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut due: Vec<(Uuid, Uuid, i64, DateTime<Utc>)> = sqlx::query_as(
+        "WITH due AS ( \
+             SELECT order_id FROM orders \
+             WHERE status = 'NEW' AND payment_requested_at < now() - make_interval(secs => $1) \
+             ORDER BY payment_requested_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         UPDATE orders o SET payment_requested_at = now() FROM due \
+         WHERE o.order_id = due.order_id \
+         RETURNING o.order_id, o.user_id, o.amount_minor, o.created_at",
+    )
+    .bind(after.as_secs_f64())
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    // Per user in creation order, as the originals were.
+    due.sort_by_key(|&(order_id, user_id, _, created_at)| (user_id, created_at, order_id));
+    for (order_id, user_id, amount_minor, _) in &due {
+        let event = PaymentRequested {
+            order_id: OrderId(*order_id),
+            user_id: UserId(*user_id),
+            amount: Money::from_minor(*amount_minor)
+                .map_err(|e| sqlx::Error::Decode(format!("orders.amount_minor: {e}").into()))?,
+        };
+        bus::outbox::enqueue(
+            &mut tx,
+            requests_topic,
+            &user_id.to_string(),
+            PAYMENT_REQUESTED,
+            &event,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(due.len())
+}
+
 /// Moves a `NEW` order to its terminal state; false when it was not `NEW` (a replay) or unknown.
 pub async fn settle(
     conn: &mut PgConnection,

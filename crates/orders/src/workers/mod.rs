@@ -1,4 +1,5 @@
-//! Background work of the orders service: applying payment results.
+//! Background work of the orders service: applying payment results, and the sweeper that asks
+//! again for payment of orders left `NEW` too long.
 //!
 //! The outbox relay and the batching consumer are the shared ones (`bus`); only what one result
 //! does is ours. Idempotent by the conditional update: a replayed result finds the order no
@@ -6,11 +7,60 @@
 
 use async_trait::async_trait;
 use bus::{Apply, Delivery, HandleError, Transactional};
-use contract::events::{PAYMENT_RESULT, PaymentResult};
+use contract::events::{PAYMENT_RESULT, PaymentResult, check_type};
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::settle;
 use crate::store;
+
+/// Re-requests payment for orders `NEW` longer than `after` (`ORDER_SWEEP_AFTER_S`, default
+/// 120 s): the safety net for a request or result lost outside the pipeline's guarantees (a
+/// dead letter on the results side, an operator purging a topic). Safe to repeat: payments
+/// settles an order once and answers a repeat with its recorded outcome, and a re-request is
+/// published after the original on the same key, so it can never overtake it.
+pub struct Sweeper {
+    pool: PgPool,
+    requests_topic: String,
+    after: std::time::Duration,
+}
+
+/// Most orders one sweep round re-requests (one transaction).
+const SWEEP_BATCH: i64 = 500;
+
+impl Sweeper {
+    /// Sweeps `pool`'s orders older than `after`, asking on `requests_topic`.
+    pub fn new(pool: PgPool, requests_topic: String, after: std::time::Duration) -> Self {
+        Sweeper {
+            pool,
+            requests_topic,
+            after,
+        }
+    }
+}
+
+#[async_trait]
+impl runtime::Chore for Sweeper {
+    fn name(&self) -> &'static str {
+        "new-order sweeper"
+    }
+
+    /// A quarter of the age that makes an order stale, between 1 and 30 seconds.
+    fn every(&self) -> std::time::Duration {
+        (self.after / 4).clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(30),
+        )
+    }
+
+    async fn run_once(&self) -> anyhow::Result<()> {
+        let n = store::rerequest_stale(&self.pool, &self.requests_topic, self.after, SWEEP_BATCH)
+            .await?;
+        if n > 0 {
+            tracing::warn!(orders = n, "payment re-requested for orders left NEW");
+        }
+        Ok(())
+    }
+}
 
 /// Applies payment results to orders, a consumer batch per transaction.
 pub fn handler(pool: PgPool) -> Transactional<PaymentResults> {
@@ -23,13 +73,15 @@ pub struct PaymentResults;
 #[async_trait]
 impl Apply for PaymentResults {
     async fn apply(&self, tx: &mut PgConnection, delivery: &Delivery) -> Result<(), HandleError> {
-        let kind = delivery.header(bus::message::HEADER_MESSAGE_TYPE);
-        if kind != Some(PAYMENT_RESULT) {
-            return Err(HandleError::Poison(format!(
-                "expected message-type {PAYMENT_RESULT}, got {kind:?}"
-            )));
-        }
+        check_type(
+            delivery.header(bus::message::HEADER_MESSAGE_TYPE),
+            PAYMENT_RESULT,
+        )
+        .map_err(HandleError::Poison)?;
         let result: PaymentResult = delivery.decode().map_err(HandleError::Poison)?;
+        if let Some(detail) = &result.reason {
+            tracing::warn!(order_id = %result.order_id, detail, "payment rejected");
+        }
         let (status, reason) = settle(result.outcome);
         let changed = store::settle(tx, result.order_id, status, reason).await?;
         if changed {

@@ -102,7 +102,7 @@ async fn new_order_payment_request_is_published_keyed_by_user() {
     // Assert: the message.
     let delivery = next_delivery(&mut requests).await;
     assert_eq!(delivery.key.as_deref(), Some(user_id.to_string().as_str()));
-    assert_eq!(delivery.header("message-type"), Some("PaymentRequested"));
+    assert_eq!(delivery.header("message-type"), Some("PaymentRequested.v1"));
     let outbox_id: Uuid = sqlx::query_scalar("SELECT id FROM outbox")
         .fetch_one(&app.pool)
         .await

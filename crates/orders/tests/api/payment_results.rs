@@ -122,3 +122,82 @@ async fn poison_results_are_dead_lettered_and_the_consumer_moves_on() {
     dlq.close().await.unwrap();
     app.stop().await;
 }
+
+/// Tolerant decoding (SPEC §3.6): a result from a newer payments — a later `.v2` type, a field
+/// this version does not know — and one under the unversioned legacy name still settle their
+/// orders, and a REJECTED result fails its order with `PAYMENT_REJECTED`. Before, all three were
+/// dead-lettered and the orders stayed NEW.
+#[tokio::test]
+async fn newer_results_are_understood_and_rejections_fail_the_order() {
+    // Arrange
+    let app = spawn_app().await;
+    let user = Uuid::new_v4();
+    let key = user.to_string();
+    let newer = app.create_order(user, json!(10), "newer producer").await;
+    let bare = app.create_order(user, json!(11), "legacy type name").await;
+    let rejected = app.create_order(user, json!(12), "rejected").await;
+    let results = app.topics.results.clone();
+
+    // Act
+    let body = json!({"order_id": newer, "user_id": user, "outcome": "FINISHED", "fee": 0});
+    app.publish(
+        &results,
+        &key,
+        "PaymentResult.v2",
+        body.to_string().as_bytes(),
+    )
+    .await;
+    let body = json!({"order_id": bare, "user_id": user, "outcome": "INSUFFICIENT_FUNDS"});
+    app.publish(&results, &key, "PaymentResult", body.to_string().as_bytes())
+        .await;
+    let body = json!({"order_id": rejected, "user_id": user, "outcome": "REJECTED",
+                      "reason": "payment amount must be greater than 0"});
+    app.publish(
+        &results,
+        &key,
+        "PaymentResult.v1",
+        body.to_string().as_bytes(),
+    )
+    .await;
+
+    // Assert
+    let failed = app.wait_for_order_status(rejected, "FAILED").await;
+    assert_eq!(failed["failure_reason"], "PAYMENT_REJECTED");
+    assert_eq!(app.get_order(newer).await["status"], "FINISHED");
+    assert_eq!(
+        app.get_order(bare).await["failure_reason"],
+        "INSUFFICIENT_FUNDS"
+    );
+
+    app.stop().await;
+}
+
+/// The sweeper: an order whose payment request got no answer (here: nobody consumes the
+/// requests) is requested again, same order and amount under a new message id, once it has been
+/// NEW longer than `ORDER_SWEEP_AFTER_S`; the answer then settles it. Before, it stayed NEW.
+#[tokio::test]
+async fn orders_left_new_are_requested_again() {
+    // Arrange
+    let mut app = spawn_app().await;
+    app.restart_with(|s| s.order_sweep_after = std::time::Duration::from_secs(1))
+        .await;
+    let mut requests = app.subscribe(&app.topics.requests.clone()).await;
+    let user = Uuid::new_v4();
+    let order = app.create_order(user, json!(42), "unanswered").await;
+
+    // Act: the first request is left unanswered.
+    let first = next_delivery(&mut requests).await;
+    let again = next_delivery(&mut requests).await;
+
+    // Assert
+    let body = |d: &bus::Delivery| serde_json::from_slice::<Value>(&d.payload).unwrap();
+    assert_eq!(body(&first)["order_id"], order.to_string());
+    assert_eq!(body(&again), body(&first), "same order, user and amount");
+    assert_ne!(again.message_id(), first.message_id(), "a new message");
+    assert_eq!(again.key, first.key);
+    app.publish_result(order, user, "FINISHED").await;
+    app.wait_for_order_status(order, "FINISHED").await;
+
+    requests.close().await.unwrap();
+    app.stop().await;
+}

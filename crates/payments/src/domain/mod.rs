@@ -31,6 +31,7 @@ pub fn outcome_to_db(o: PaymentOutcome) -> &'static str {
         PaymentOutcome::Finished => "FINISHED",
         PaymentOutcome::InsufficientFunds => "INSUFFICIENT_FUNDS",
         PaymentOutcome::AccountNotFound => "ACCOUNT_NOT_FOUND",
+        PaymentOutcome::Rejected => "REJECTED",
     }
 }
 
@@ -40,6 +41,7 @@ pub fn outcome_from_db(s: &str) -> Option<PaymentOutcome> {
         "FINISHED" => Some(PaymentOutcome::Finished),
         "INSUFFICIENT_FUNDS" => Some(PaymentOutcome::InsufficientFunds),
         "ACCOUNT_NOT_FOUND" => Some(PaymentOutcome::AccountNotFound),
+        "REJECTED" => Some(PaymentOutcome::Rejected),
         _ => None,
     }
 }

@@ -122,6 +122,51 @@ pub async fn lock_accounts(conn: &mut PgConnection, users: &[UserId]) -> Result<
     Ok(())
 }
 
+/// Records the request for `rejected`'s order as `REJECTED` (no debit) on the caller's
+/// transaction, unless the order was settled before: then its recorded outcome is returned and
+/// nothing changes, so a rejection can never contradict a debit.
+pub async fn reject(
+    conn: &mut PgConnection,
+    rejected: &crate::workers::Rejected,
+    reason: &str,
+) -> Result<PaymentOutcome, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO transactions (order_id, user_id, amount_minor, outcome, detail) \
+         VALUES ($1, $2, $3, 'REJECTED', $4) ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(rejected.order_id.0)
+    .bind(rejected.user_id.0)
+    .bind(rejected.amount.filter(|a| !a.is_zero()).map(Money::minor))
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(PaymentOutcome::Rejected);
+    }
+    recorded(conn, rejected.order_id.0)
+        .await?
+        .ok_or_else(|| sqlx::Error::Decode("transactions row vanished".into()))
+}
+
+/// The outcome recorded for `order_id`, if it was settled.
+async fn recorded(
+    conn: &mut PgConnection,
+    order_id: uuid::Uuid,
+) -> Result<Option<PaymentOutcome>, sqlx::Error> {
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT outcome FROM transactions WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    existing
+        .map(|text| {
+            outcome_from_db(&text)
+                .ok_or_else(|| sqlx::Error::Decode(format!("transactions.outcome {text:?}").into()))
+        })
+        .transpose()
+}
+
 /// Settles one payment request on the caller's transaction and returns its outcome.
 ///
 /// An order already settled (the same request under another message id) gets its recorded
@@ -132,14 +177,8 @@ pub async fn pay(
     conn: &mut PgConnection,
     req: &PaymentRequested,
 ) -> Result<PaymentOutcome, sqlx::Error> {
-    let existing: Option<String> =
-        sqlx::query_scalar("SELECT outcome FROM transactions WHERE order_id = $1")
-            .bind(req.order_id.0)
-            .fetch_optional(&mut *conn)
-            .await?;
-    if let Some(text) = existing {
-        return outcome_from_db(&text)
-            .ok_or_else(|| sqlx::Error::Decode(format!("transactions.outcome {text:?}").into()));
+    if let Some(outcome) = recorded(conn, req.order_id.0).await? {
+        return Ok(outcome);
     }
     let amount = PositiveMoney::try_from(req.amount)
         .map_err(|e| sqlx::Error::Decode(format!("payment amount {e}").into()))?;

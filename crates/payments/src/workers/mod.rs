@@ -4,11 +4,17 @@
 //! message, the inbox row (dedupe by message id), the payment (`store::pay`, unique per order)
 //! and the result in the outbox, each under its own savepoint. The consumer loop acknowledges
 //! only after that transaction committed.
+//!
+//! A request that can never be applied (undecodable, a permanent database error, retries
+//! exhausted) is dead-lettered and, when its order id can be read, settled as `REJECTED`
+//! ([`Apply::reject`]), so its order ends FAILED instead of waiting forever.
 
 use async_trait::async_trait;
 use bus::{Apply, Delivery, HandleError, Transactional};
-use contract::UserId;
-use contract::events::{PAYMENT_REQUESTED, PAYMENT_RESULT, PaymentRequested, PaymentResult};
+use contract::events::{
+    PAYMENT_REQUESTED, PAYMENT_RESULT, PaymentOutcome, PaymentRequested, PaymentResult, check_type,
+};
+use contract::{Money, OrderId, UserId};
 use sqlx::{PgConnection, PgPool};
 
 use crate::store;
@@ -26,12 +32,11 @@ pub struct PaymentRequests {
 
 /// The request of a delivery, or why it can never be applied.
 fn request(delivery: &Delivery) -> Result<PaymentRequested, HandleError> {
-    let kind = delivery.header(bus::message::HEADER_MESSAGE_TYPE);
-    if kind != Some(PAYMENT_REQUESTED) {
-        return Err(HandleError::Poison(format!(
-            "expected message-type {PAYMENT_REQUESTED}, got {kind:?}"
-        )));
-    }
+    check_type(
+        delivery.header(bus::message::HEADER_MESSAGE_TYPE),
+        PAYMENT_REQUESTED,
+    )
+    .map_err(HandleError::Poison)?;
     let request: PaymentRequested = delivery.decode().map_err(HandleError::Poison)?;
     if request.amount.is_zero() {
         return Err(HandleError::Poison(
@@ -63,16 +68,94 @@ impl Apply for PaymentRequests {
             order_id: request.order_id,
             user_id: request.user_id,
             outcome,
+            reason: None,
         };
+        self.answer(tx, &result).await?;
+        tracing::info!(order_id = %request.order_id, outcome = ?outcome, "payment settled");
+        Ok(())
+    }
+
+    /// Settles the order as `REJECTED` when the message is a payment request at all (a message
+    /// of another type says nothing about the order it names) and its order id can be read (else
+    /// there is no one to answer, and the dead letter is all there is). An order settled before
+    /// keeps its outcome.
+    async fn reject(
+        &self,
+        tx: &mut PgConnection,
+        delivery: &Delivery,
+        reason: &str,
+    ) -> Result<bool, HandleError> {
+        let typed = check_type(
+            delivery.header(bus::message::HEADER_MESSAGE_TYPE),
+            PAYMENT_REQUESTED,
+        );
+        let Some(rejected) = typed.ok().and_then(|()| Rejected::read(delivery)) else {
+            tracing::warn!(
+                reason,
+                "unanswerable payment request: no order id to settle"
+            );
+            return Ok(false);
+        };
+        let outcome = store::reject(tx, &rejected, reason).await?;
+        let result = PaymentResult {
+            order_id: rejected.order_id,
+            user_id: rejected.user_id,
+            outcome,
+            reason: (outcome == PaymentOutcome::Rejected).then(|| reason.to_owned()),
+        };
+        self.answer(tx, &result).await?;
+        tracing::warn!(order_id = %rejected.order_id, outcome = ?outcome, reason, "payment request rejected");
+        Ok(true)
+    }
+}
+
+impl PaymentRequests {
+    /// Writes `result` to the outbox, keyed by its user like every event of theirs.
+    async fn answer(
+        &self,
+        tx: &mut PgConnection,
+        result: &PaymentResult,
+    ) -> Result<(), HandleError> {
         bus::outbox::enqueue(
             tx,
             &self.results_topic,
-            &request.user_id.to_string(),
+            &result.user_id.to_string(),
             PAYMENT_RESULT,
-            &result,
+            result,
         )
         .await?;
-        tracing::info!(order_id = %request.order_id, outcome = ?outcome, "payment settled");
         Ok(())
+    }
+}
+
+/// What can still be read from a payment request that cannot be applied: the order it settles,
+/// whose it is (from the body, else the message key), and the amount if it is well-formed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The order to settle.
+    pub order_id: OrderId,
+    /// Its owner.
+    pub user_id: UserId,
+    /// The amount asked for, when readable.
+    pub amount: Option<Money>,
+}
+
+impl Rejected {
+    /// Reads leniently what [`request`] could not: any JSON object with a UUID `order_id`.
+    fn read(delivery: &Delivery) -> Option<Self> {
+        let body: serde_json::Value = serde_json::from_slice(&delivery.payload).ok()?;
+        let uuid = |v: Option<&serde_json::Value>| v?.as_str()?.parse::<uuid::Uuid>().ok();
+        let order_id = OrderId(uuid(body.get("order_id"))?);
+        let user_id = uuid(body.get("user_id"))
+            .or_else(|| delivery.key.as_deref()?.parse().ok())
+            .map(UserId)?;
+        let amount = body
+            .get("amount")
+            .and_then(|a| serde_json::from_value::<Money>(a.clone()).ok());
+        Some(Rejected {
+            order_id,
+            user_id,
+            amount,
+        })
     }
 }

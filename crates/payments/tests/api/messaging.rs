@@ -76,17 +76,20 @@ impl TestApp {
 }
 
 /// The next `PaymentResult` on `sub`: checks the envelope every result must have (key = user,
-/// `message-type`, a UUID `message-id`, exactly three fields) and returns the body.
+/// the current `message-type`, a UUID `message-id`, exactly three fields — a REJECTED one may
+/// add its `reason`) and returns the body.
 pub async fn next_result(sub: &mut Box<dyn Subscription>) -> Value {
     let delivery = next_delivery(sub).await;
     let result: Value = serde_json::from_slice(&delivery.payload).unwrap();
-    assert_eq!(delivery.header("message-type"), Some("PaymentResult"));
+    assert_eq!(delivery.header("message-type"), Some("PaymentResult.v1"));
     assert!(delivery.message_id().is_ok(), "{:?}", delivery.headers);
     assert_eq!(
         delivery.key.as_deref(),
         result["user_id"].as_str(),
         "keyed by user"
     );
-    assert_eq!(result.as_object().unwrap().len(), 3, "{result}");
+    let fields = result.as_object().unwrap().len();
+    let reasoned = result["outcome"] == "REJECTED" && result["reason"].is_string();
+    assert_eq!(fields, if reasoned { 4 } else { 3 }, "{result}");
     result
 }

@@ -12,13 +12,15 @@ use uuid::Uuid;
 use crate::helpers::{TestApp, spawn_app};
 use crate::messaging::next_result;
 
-/// The `transactions` row of `order_id`: (amount in minor units, outcome), if any.
+/// The `transactions` row of `order_id`: (amount in minor units, 0 if unreadable, outcome).
 async fn transaction(app: &TestApp, order_id: Uuid) -> Option<(i64, String)> {
-    sqlx::query_as("SELECT amount_minor, outcome FROM transactions WHERE order_id = $1")
-        .bind(order_id)
-        .fetch_optional(&app.pool)
-        .await
-        .unwrap()
+    sqlx::query_as(
+        "SELECT coalesce(amount_minor, 0), outcome FROM transactions WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(&app.pool)
+    .await
+    .unwrap()
 }
 
 /// A request for 200 against a balance of 500: the account is debited to 300, one FINISHED
@@ -286,8 +288,9 @@ async fn concurrent_top_ups_and_debits_lose_no_update() {
 
 /// Poison on the requests topic — no `message-id` header, a body that is not JSON, an amount
 /// with three decimals, an amount of zero, a message of the wrong type — goes to
-/// `<requests>.dlq` unchanged with the reason and its source topic; nothing is debited for it
-/// and nothing enters the inbox; the consumer moves on to the good request behind it.
+/// `<requests>.dlq` unchanged with the reason and its source topic, and nothing is debited for
+/// it. Those whose order id can still be read are settled REJECTED with the reason (so their
+/// orders end FAILED instead of staying NEW); the consumer moves on to the good request.
 #[tokio::test]
 async fn poison_requests_are_dead_lettered_and_the_consumer_moves_on() {
     // Arrange
@@ -297,16 +300,14 @@ async fn poison_requests_are_dead_lettered_and_the_consumer_moves_on() {
     app.create_account(user, json!(500)).await;
     let mut results = app.subscribe(&app.topics.results).await;
     let requests = app.topics.requests.clone();
-    let request = |amount: &str| {
-        format!(
-            r#"{{"order_id":"{}","user_id":"{user}","amount":{amount}}}"#,
-            Uuid::new_v4()
-        )
+    let orders: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    let request = |order: Uuid, amount: &str| {
+        format!(r#"{{"order_id":"{order}","user_id":"{user}","amount":{amount}}}"#)
     };
-    let no_id_body = request("10");
-    let too_precise = request("1.234");
-    let zero = request("0");
-    let wrong_type = request("10");
+    let no_id_body = request(orders[0], "10");
+    let too_precise = request(orders[1], "1.234");
+    let zero = request(orders[2], "0");
+    let wrong_type = request(orders[3], "10");
 
     // Act
     app.publish_raw_record(
@@ -332,17 +333,41 @@ async fn poison_requests_are_dead_lettered_and_the_consumer_moves_on() {
         .publish(&requests, &key, "PaymentRequested", b"sentinel")
         .await;
 
-    // Assert: the consumer went past the poison to the good request.
+    // Assert: the good request paid, the three readable poisons rejected (in any order: a
+    // rejection is written after its batch), the wrong type and the garbage not answered.
+    let mut answered = std::collections::HashMap::new();
+    for _ in 0..4 {
+        let r = next_result(&mut results).await;
+        answered.insert(r["order_id"].as_str().unwrap().to_owned(), r);
+    }
     assert_eq!(
-        next_result(&mut results).await,
+        answered[&order.to_string()],
         json!({"order_id": order, "user_id": user, "outcome": "FINISHED"})
     );
+    for (rejected, why) in [
+        (orders[0], "message-id"),
+        (orders[1], "undecodable"),
+        (orders[2], "greater than 0"),
+    ] {
+        let r = &answered[&rejected.to_string()];
+        assert_eq!(r["outcome"], "REJECTED", "{r}");
+        assert!(r["reason"].as_str().unwrap().contains(why), "{r}");
+        assert_eq!(
+            transaction(&app, rejected).await.map(|t| t.1),
+            Some("REJECTED".into())
+        );
+    }
+    assert_eq!(
+        transaction(&app, orders[3]).await,
+        None,
+        "wrong type: no answer"
+    );
     assert_eq!(app.balance(user).await, "400");
-    assert_eq!(app.count("transactions").await, 1);
+    assert_eq!(app.count("transactions").await, 4);
     assert_eq!(
         app.count("inbox").await,
-        1,
-        "poison never entered the inbox"
+        3,
+        "the good request and the two rejected ones with a message id"
     );
     app.assert_money_conserved().await;
 
@@ -385,6 +410,81 @@ async fn poison_requests_are_dead_lettered_and_the_consumer_moves_on() {
     );
 
     dlq.close().await.unwrap();
+    results.close().await.unwrap();
+    app.stop().await;
+}
+
+/// Tolerant decoding (SPEC §3.6): a request from a newer orders — a later `.v2` type and a
+/// field this version does not know — and one without a `message-type` header are applied like
+/// any other. Before, both were dead-lettered and their orders never settled.
+#[tokio::test]
+async fn requests_from_a_newer_producer_are_applied() {
+    // Arrange
+    let app = spawn_app().await;
+    let (user, newer, bare) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let key = user.to_string();
+    app.create_account(user, json!(100)).await;
+    let mut results = app.subscribe(&app.topics.results).await;
+    let requests = app.topics.requests.clone();
+
+    // Act
+    let body = json!({"order_id": newer, "user_id": user, "amount": 30, "currency": "EUR"});
+    app.publish(
+        &requests,
+        &key,
+        "PaymentRequested.v2",
+        body.to_string().as_bytes(),
+    )
+    .await;
+    let body = json!({"order_id": bare, "user_id": user, "amount": 20});
+    let id = Uuid::now_v7().to_string();
+    app.publish_raw_record(
+        &requests,
+        &key,
+        &[("message-id", &id)],
+        body.to_string().as_bytes(),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(
+        next_result(&mut results).await,
+        json!({"order_id": newer, "user_id": user, "outcome": "FINISHED"})
+    );
+    assert_eq!(
+        next_result(&mut results).await,
+        json!({"order_id": bare, "user_id": user, "outcome": "FINISHED"})
+    );
+    assert_eq!(app.balance(user).await, "50");
+    app.assert_money_conserved().await;
+
+    results.close().await.unwrap();
+    app.stop().await;
+}
+
+/// A rejected order stays rejected: the same order requested again with a valid amount (the
+/// orders sweeper, a replay from the dead-letter topic) is answered REJECTED and never debited,
+/// so a FAILED order can never have been paid.
+#[tokio::test]
+async fn a_rejected_order_is_never_debited_later() {
+    // Arrange
+    let app = spawn_app().await;
+    let (user, order) = (Uuid::new_v4(), Uuid::new_v4());
+    app.create_account(user, json!(100)).await;
+    let mut results = app.subscribe(&app.topics.results).await;
+    app.request_payment(order, user, json!(0)).await;
+    assert_eq!(next_result(&mut results).await["outcome"], "REJECTED");
+
+    // Act
+    app.request_payment(order, user, json!(10)).await;
+
+    // Assert
+    let again = next_result(&mut results).await;
+    assert_eq!(again["order_id"], order.to_string());
+    assert_eq!(again["outcome"], "REJECTED");
+    assert_eq!(app.balance(user).await, "100");
+    app.assert_money_conserved().await;
+
     results.close().await.unwrap();
     app.stop().await;
 }

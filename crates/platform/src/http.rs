@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use poem::error::ReadBodyError;
 use poem::http::{HeaderValue, Method, StatusCode, header};
-use poem::listener::TcpAcceptor;
 use poem::{Body, Endpoint, EndpointExt, IntoEndpoint, Request, Response, Server};
 use poem_openapi::OpenApi;
 use poem_openapi::registry::{MetaApi, Registry};
 use tokio_util::sync::CancellationToken;
 
+use crate::conn::{GuardedAcceptor, Limits};
 use crate::error::envelope_response;
 
 /// Largest accepted request body (SPEC §2).
@@ -60,14 +60,41 @@ pub fn finish(app: impl IntoEndpoint<Endpoint: 'static>) -> impl Endpoint<Output
         .catch_all_error(|err| async move { envelope_response(err) })
 }
 
-/// Serves `app` on an already bound listener until `shutdown` is cancelled, then drains.
+/// Serves `app` on an already bound listener until `shutdown` is cancelled, then drains, with
+/// the connection limits of the environment ([`Limits::from_env`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: impl Endpoint + 'static,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    let limits = Limits::from_env().map_err(std::io::Error::other)?;
+    serve_with(listener, app, shutdown, limits).await
+}
+
+/// [`serve`] with explicit `limits`: a handler still running after [`Limits::request`] is
+/// answered 408 (envelope, `Connection: close`); the socket-level deadlines, the idle timeout
+/// and the connection cap come from [`GuardedAcceptor`].
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: impl Endpoint + 'static,
+    shutdown: CancellationToken,
+    limits: Limits,
+) -> std::io::Result<()> {
+    let acceptor = GuardedAcceptor::new(listener, limits)?;
+    let app = app.around(move |next, req| async move {
+        match tokio::time::timeout(limits.request, next.call(req)).await {
+            Ok(resp) => resp.map(poem::IntoResponse::into_response),
+            Err(_) => {
+                let mut resp =
+                    envelope_response(poem::Error::from_status(StatusCode::REQUEST_TIMEOUT));
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                Ok(resp)
+            }
+        }
+    });
     Server::new_with_acceptor(acceptor)
+        .idle_timeout(limits.idle)
         .run_with_graceful_shutdown(
             app,
             async move { shutdown.cancelled().await },

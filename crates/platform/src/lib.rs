@@ -8,12 +8,14 @@
 //! - [`error`]: the one JSON error envelope of SPEC §2 and the `ApiError` handlers return.
 //! - [`http`]: middleware that puts every framework error into the envelope, the body limit,
 //!   serving with graceful shutdown, and a spec-only wrapper for merging OpenAPI documents.
+//! - [`conn`]: below HTTP — the connection cap and the header-read and request deadlines.
 //! - [`health`]: the `/health` operation, backed by probes each service supplies.
 //! - `db` (feature `db`), [`telemetry`], [`shutdown`]: connection pool, JSON logs, one stop
 //!   signal.
 
 pub mod body;
 pub mod config;
+pub mod conn;
 #[cfg(feature = "db")]
 pub mod db;
 pub mod error;

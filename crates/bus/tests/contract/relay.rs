@@ -278,6 +278,30 @@ fn small_batches() -> RelaySettings {
     }
 }
 
+/// A relay asked to stop while it works through a backlog stops after the batch in hand instead
+/// of draining the whole table first (a deploy must not wait for the backlog); what is left stays
+/// pending for the next instance.
+pub async fn a_relay_stops_mid_backlog_when_asked(broker: Broker) {
+    let Fixture { db, pool, bus, .. } = ordered_fixture(broker, 200).await;
+    let slow = Faulty::new(bus, Fault::Delay(Duration::from_millis(20)));
+    let relay = OutboxRelay::new(pool.clone(), slow.clone(), small_batches());
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(relay.run(stop.clone()));
+    slow.publishing.notified().await;
+    stop.cancel();
+    tokio::time::timeout(WAIT, running)
+        .await
+        .expect("the relay stops")
+        .unwrap();
+    let left = pending(&pool).await;
+    assert!(
+        left > 0,
+        "the relay drained the whole backlog of 200 rows after being asked to stop"
+    );
+    assert!(left < 200, "the relay published nothing at all");
+    db.drop_db().await;
+}
+
 /// Two relays (two instances) over one table while the first is slow: the second must not
 /// publish the key's later rows before the first one's, so the key's rows arrive in `seq` order.
 pub async fn a_second_relay_never_overtakes_a_slow_one_on_the_same_key(broker: Broker) {

@@ -6,7 +6,8 @@
 #   infra    PostgreSQL + Kafka + RabbitMQ only (STACK_RABBITMQ=0 leaves RabbitMQ out)
 #   test     whatever is not running yet (both brokers), `cargo test --workspace` and the browser
 #            tests of frontend/ with the services on Kafka, then the end-to-end and browser
-#            suites again on RabbitMQ; then stops what it started. Extra cargo args: STACK_TEST_ARGS
+#            suites again on RabbitMQ, each phase ending with the short fault round
+#            (crates/faults), schemathesis against the gateway once; then stops what it started. Extra cargo args: STACK_TEST_ARGS
 #   down     stops everything of ours in reverse order and checks that nothing is left
 #   status   what runs, where      logs     tail -F every log      clean    down + rm -rf .stack
 #   restart-broker  stop and start the local broker named by BROKER, data kept (a fault to test)
@@ -272,6 +273,58 @@ loadgen_smoke() {
 	return "$rc"
 }
 
+# api_fuzz — schemathesis (dev/fuzz/requirements.txt, a venv in dev/.cache/schemathesis) against
+# the gateway's OpenAPI document with every check: no server error, no response the document does
+# not describe, no schema-valid request refused, 405 with Allow for undeclared methods. Bounded:
+# 100 examples per operation, 10 s per request. Sets FUZZ_RESULT.
+api_fuzz() {
+	local t rc=0 venv=$ROOT/dev/.cache/schemathesis req=$ROOT/dev/fuzz/requirements.txt
+	t=$(clock)
+	if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
+		log "api fuzz: installing $(tr '\n' ' ' <"$req")into $venv"
+		rm -rf "$venv"
+		if ! python3 -m venv "$venv"; then # Debian's python3 needs python3-venv for ensurepip
+			rm -rf "$venv"
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv
+			python3 -m venv "$venv"
+		fi
+		"$venv/bin/pip" install -q -r "$req" && cp "$req" "$venv/requirements.txt" || rc=$?
+	fi
+	if ((rc == 0)); then
+		"$venv/bin/st" run "$GATEWAY_URL/swagger/openapi.json" --url "$GATEWAY_URL" --checks all \
+			--max-examples 100 --request-timeout 10 --no-color >"$LOGS/schemathesis.log" 2>&1 || rc=$?
+		grep -E 'generated|failures? in|^  ❌' "$LOGS/schemathesis.log" || true
+		((rc == 0)) || tail -n 80 "$LOGS/schemathesis.log"
+	fi
+	FUZZ_RESULT="$( ((rc == 0)) && echo passed || echo "FAILED (exit $rc), see $LOGS/schemathesis.log") in $(since "$t")s"
+	return "$rc"
+}
+
+# fault_round BROKER — the short fault-injection round (crates/faults, docs/RELIABILITY.md) on
+# BROKER: its own orders x2, payments x2 and gateway on fresh databases and topics, 2,000 orders,
+# 12 faults. It restarts the stack's broker and PostgreSQL, so afterwards the stack's own services
+# must answer /health 200 again (they reconnect). Report: .stack/logs/faults-BROKER.json.
+# Sets FAULT_RESULT.
+fault_round() {
+	local t rc=0 name deadline
+	t=$(clock)
+	(cd "$ROOT" && BROKER=$1 cargo run -q -p faults -- --bin-dir "$BIN_DIR" --orders 2000 \
+		--faults 12 --report "$LOGS/faults-$1.json") || rc=$?
+	deadline=$((SECONDS + 90))
+	for name in "${SERVICES[@]}"; do
+		until http_ok "http://127.0.0.1:$(service_port "$name")/health"; do
+			if ((SECONDS >= deadline)); then
+				warn "$name of the stack is not healthy 90 s after the fault round"
+				rc=1
+				break
+			fi
+			sleep 0.5
+		done
+	done
+	FAULT_RESULT="$( ((rc == 0)) && echo passed || echo "FAILED (exit $rc)") in $(since "$t")s"
+	return "$rc"
+}
+
 # cargo_test ARGS... — cargo test from the root, timed; sets CARGO_RESULT.
 cargo_test() {
 	local t rc=0
@@ -303,6 +356,10 @@ cmd_test() {
 	results+=("browser tests (kafka): $UI_RESULT")
 	loadgen_smoke || rc=1
 	results+=("load tool smoke (kafka): $LOAD_RESULT")
+	api_fuzz || rc=1
+	results+=("schemathesis through the gateway: $FUZZ_RESULT")
+	fault_round kafka || rc=1
+	results+=("fault round (services on kafka): $FAULT_RESULT")
 
 	log "restarting orders and payments with BROKER=rabbitmq"
 	BROKER=rabbitmq STACK_SKIP_BUILD=1 services_up
@@ -312,6 +369,8 @@ cmd_test() {
 	results+=("browser tests (rabbitmq): $UI_RESULT")
 	loadgen_smoke || rc=1
 	results+=("load tool smoke (rabbitmq): $LOAD_RESULT")
+	fault_round rabbitmq || rc=1
+	results+=("fault round (services on rabbitmq): $FAULT_RESULT")
 
 	local r
 	for r in "${results[@]}"; do log "$r"; done

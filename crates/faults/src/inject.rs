@@ -1,0 +1,496 @@
+//! The faults: what can be injected, when (a seeded schedule over the order stream), and how.
+//!
+//! Faults run one after another. Fault `i` fires once the stream has taken the `i`-th
+//! threshold's order ticket (thresholds are seeded random points in 5–92 % of the stream); the
+//! stream may not run past threshold `i + 1` before fault `i + 1` fired, so every fault lands
+//! in the middle of traffic however fast or slow the system is.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bus::connect::BrokerKind;
+use bus::kafka::{KafkaBus, KafkaSettings};
+use bus::rabbitmq::{RabbitBus, RabbitSettings};
+use bus::{Message, MessageBus};
+use serde::Serialize;
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use crate::cluster::{Cluster, Exit, Link, Role};
+use crate::rng::Rng;
+use crate::workload::Counters;
+
+/// A kind of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum FaultKind {
+    /// kill -9 of one of the two orders instances, then a restart.
+    KillOrders,
+    /// kill -9 of one of the two payments instances, then a restart.
+    KillPayments,
+    /// kill -9 of the gateway, then a restart.
+    KillGateway,
+    /// SIGSTOP of one process for 1–4 s, then SIGCONT.
+    Pause,
+    /// `dev/stack.sh restart-broker` (data kept).
+    BrokerRestart,
+    /// `pg_ctl restart -m fast` of the stack's PostgreSQL cluster.
+    PostgresRestart,
+    /// Copies of already published outbox rows (same message ids) in shuffled order.
+    Redeliver,
+    /// Latency between a proxied instance and PostgreSQL.
+    DatabaseDelay,
+    /// The proxied instance's PostgreSQL connections cut and refused for 1–4 s.
+    DatabasePartition,
+    /// Latency between a proxied instance and RabbitMQ.
+    BrokerDelay,
+    /// The proxied instance's RabbitMQ connection cut and refused for 1–4 s.
+    BrokerPartition,
+}
+
+impl FaultKind {
+    /// The name in the summary and the report.
+    pub fn label(self) -> &'static str {
+        match self {
+            FaultKind::KillOrders => "kill -9 orders",
+            FaultKind::KillPayments => "kill -9 payments",
+            FaultKind::KillGateway => "kill -9 gateway",
+            FaultKind::Pause => "SIGSTOP/SIGCONT",
+            FaultKind::BrokerRestart => "broker restart",
+            FaultKind::PostgresRestart => "postgres restart",
+            FaultKind::Redeliver => "duplicate + reordered delivery",
+            FaultKind::DatabaseDelay => "db latency",
+            FaultKind::DatabasePartition => "db partition",
+            FaultKind::BrokerDelay => "broker latency",
+            FaultKind::BrokerPartition => "broker partition",
+        }
+    }
+}
+
+/// One fault as it happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultRecord {
+    /// What.
+    pub kind: FaultKind,
+    /// On which process or proxy.
+    pub target: String,
+    /// Seconds since the stream started.
+    pub at_s: f64,
+    /// Order tickets taken when it fired.
+    pub at_order: u64,
+    /// How long injecting and recovering took.
+    pub took_s: f64,
+    /// False if the fault could not be injected (the note says why).
+    pub injected: bool,
+    /// Details (pause length, messages re-published, time to healthy, errors).
+    pub note: String,
+}
+
+/// Runs the schedule against a cluster.
+pub struct Injector {
+    /// Draws targets and durations.
+    rng: Rng,
+    /// (order ticket threshold, kind), in firing order.
+    pub schedule: Vec<(u64, FaultKind)>,
+    /// Opens the gate for the stream.
+    allowed: watch::Sender<u64>,
+    /// The stream's counters.
+    counters: Arc<Counters>,
+    /// Publishes the re-deliveries.
+    bus: Arc<dyn MessageBus>,
+    /// When the stream started.
+    start: Instant,
+    /// What happened, in order.
+    pub records: Vec<FaultRecord>,
+    /// Processes that ended on their own (each restarted).
+    pub exits: Vec<Exit>,
+}
+
+/// The kinds this run can inject, given its broker, proxies and PostgreSQL.
+pub fn available(cluster: &Cluster) -> Vec<FaultKind> {
+    let mut kinds = vec![
+        FaultKind::KillOrders,
+        FaultKind::KillPayments,
+        FaultKind::KillGateway,
+        FaultKind::Pause,
+        FaultKind::BrokerRestart,
+        FaultKind::Redeliver,
+    ];
+    if pg_data(&cluster.config.root).exists() {
+        kinds.push(FaultKind::PostgresRestart);
+    }
+    if cluster.proxies.iter().any(|p| p.link == Link::Database) {
+        kinds.extend([FaultKind::DatabaseDelay, FaultKind::DatabasePartition]);
+    }
+    if cluster.proxies.iter().any(|p| p.link == Link::Broker) {
+        kinds.extend([FaultKind::BrokerDelay, FaultKind::BrokerPartition]);
+    }
+    kinds
+}
+
+/// The stack's private PostgreSQL cluster (dev/lib/postgres.sh).
+fn pg_data(root: &Path) -> std::path::PathBuf {
+    root.join(".stack/pg/data")
+}
+
+/// `faults` faults over a stream of `orders` orders: every available kind once per round
+/// (shuffled), at sorted random tickets in 5–92 % of the stream.
+pub fn schedule(
+    rng: &mut Rng,
+    kinds: &[FaultKind],
+    faults: usize,
+    orders: u64,
+) -> Vec<(u64, FaultKind)> {
+    let mut picks = Vec::with_capacity(faults);
+    while picks.len() < faults && !kinds.is_empty() {
+        let mut round = kinds.to_vec();
+        rng.shuffle(&mut round);
+        picks.extend(round);
+    }
+    picks.truncate(faults);
+    let (lo, hi) = (orders * 5 / 100, orders * 92 / 100);
+    let mut at: Vec<u64> = (0..picks.len()).map(|_| rng.range(lo, hi)).collect();
+    at.sort_unstable();
+    at.into_iter().zip(picks).collect()
+}
+
+/// The bus the re-deliveries go out on, built like the services build theirs.
+pub fn bus_for(cluster: &Cluster) -> anyhow::Result<Arc<dyn MessageBus>> {
+    let c = &cluster.config;
+    Ok(match c.broker {
+        BrokerKind::Kafka => Arc::new(KafkaBus::new(KafkaSettings {
+            brokers: c.kafka_brokers.clone(),
+            partitions: 3,
+            replication: 1,
+            client_id: "faults-redeliver".into(),
+        })?),
+        BrokerKind::RabbitMq => {
+            let mut settings = RabbitSettings::from_env("faults-redeliver")?;
+            settings.url = c.amqp_url.clone();
+            Arc::new(RabbitBus::new(settings))
+        }
+    })
+}
+
+impl Injector {
+    /// An injector for `schedule`; `allowed` gates the stream.
+    pub fn new(
+        rng: Rng,
+        schedule: Vec<(u64, FaultKind)>,
+        allowed: watch::Sender<u64>,
+        counters: Arc<Counters>,
+        bus: Arc<dyn MessageBus>,
+        start: Instant,
+    ) -> Self {
+        Injector {
+            rng,
+            schedule,
+            allowed,
+            counters,
+            bus,
+            start,
+            records: Vec::new(),
+            exits: Vec::new(),
+        }
+    }
+
+    /// Fires every fault of the schedule, then opens the gate for good. `stream_done` tells it
+    /// the stream ended early (deadline): the remaining faults then fire at once.
+    pub async fn run(&mut self, cluster: &mut Cluster, stream_done: &AtomicBool) {
+        let schedule = self.schedule.clone();
+        let _ = self
+            .allowed
+            .send(schedule.first().map_or(u64::MAX, |(t, _)| *t));
+        for (i, (threshold, kind)) in schedule.iter().enumerate() {
+            while self.counters.tickets.load(Ordering::SeqCst) < *threshold
+                && !stream_done.load(Ordering::SeqCst)
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                self.reap(cluster).await;
+            }
+            let next = schedule.get(i + 1).map_or(u64::MAX, |(t, _)| *t);
+            let _ = self.allowed.send(next);
+            let record = self.inject(*kind, cluster).await;
+            eprintln!(
+                "faults: [{:>3}/{}] t={:>6.1}s order {:>6}: {} on {} ({:.1}s) {}",
+                i + 1,
+                schedule.len(),
+                record.at_s,
+                record.at_order,
+                kind.label(),
+                record.target,
+                record.took_s,
+                record.note
+            );
+            self.records.push(record);
+            self.reap(cluster).await;
+            let gap = self.rng.range(100, 600);
+            tokio::time::sleep(Duration::from_millis(gap)).await;
+        }
+        let _ = self.allowed.send(u64::MAX);
+    }
+
+    /// Restarts processes that ended on their own and keeps the evidence.
+    pub async fn reap(&mut self, cluster: &mut Cluster) {
+        for exit in cluster.reap_and_restart().await {
+            eprintln!(
+                "faults: {} EXITED on its own ({}); restarted",
+                exit.name, exit.status
+            );
+            self.exits.push(exit);
+        }
+    }
+
+    async fn inject(&mut self, kind: FaultKind, cluster: &mut Cluster) -> FaultRecord {
+        let at_s = self.start.elapsed().as_secs_f64();
+        let at_order = self.counters.tickets.load(Ordering::SeqCst);
+        let began = Instant::now();
+        let (target, result) = match kind {
+            FaultKind::KillOrders => self.kill(cluster, Role::Orders).await,
+            FaultKind::KillPayments => self.kill(cluster, Role::Payments).await,
+            FaultKind::KillGateway => self.kill(cluster, Role::Gateway).await,
+            FaultKind::Pause => self.pause(cluster).await,
+            FaultKind::BrokerRestart => (
+                format!("{:?}", cluster.config.broker).to_lowercase(),
+                restart_broker(cluster).await,
+            ),
+            FaultKind::PostgresRestart => ("postgres".into(), restart_postgres(cluster).await),
+            FaultKind::Redeliver => ("both outboxes".into(), self.redeliver(cluster).await),
+            FaultKind::DatabaseDelay | FaultKind::BrokerDelay => {
+                let link = link_of(kind);
+                self.network(cluster, link, true).await
+            }
+            FaultKind::DatabasePartition | FaultKind::BrokerPartition => {
+                let link = link_of(kind);
+                self.network(cluster, link, false).await
+            }
+        };
+        let (injected, note) = match result {
+            Ok(note) => (true, note),
+            Err(e) => (false, format!("NOT INJECTED: {e:#}")),
+        };
+        FaultRecord {
+            kind,
+            target,
+            at_s,
+            at_order,
+            took_s: began.elapsed().as_secs_f64(),
+            injected,
+            note,
+        }
+    }
+
+    /// kill -9 of one process of `role`, a pause, a restart, and the time until healthy.
+    async fn kill(
+        &mut self,
+        cluster: &mut Cluster,
+        role: Role,
+    ) -> (String, anyhow::Result<String>) {
+        let candidates = cluster.of_role(role);
+        let i = candidates[self.rng.index(candidates.len())];
+        let name = cluster.processes[i].name.clone();
+        cluster.kill9(i).await;
+        let down = self.rng.range(200, 1500);
+        tokio::time::sleep(Duration::from_millis(down)).await;
+        let result = match cluster.spawn(i) {
+            Ok(()) => cluster
+                .wait_healthy(i, Duration::from_secs(90))
+                .await
+                .map(|t| {
+                    format!(
+                        "down {down} ms, healthy {:.1} s after restart",
+                        t.as_secs_f64()
+                    )
+                }),
+            Err(e) => Err(e),
+        };
+        (name, result)
+    }
+
+    /// SIGSTOP of a random process, SIGCONT 1–4 s later.
+    async fn pause(&mut self, cluster: &mut Cluster) -> (String, anyhow::Result<String>) {
+        let i = self.rng.index(cluster.processes.len());
+        let name = cluster.processes[i].name.clone();
+        let ms = self.rng.range(1000, 4000);
+        let result = async {
+            cluster.signal(i, "STOP").await?;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            cluster.signal(i, "CONT").await?;
+            anyhow::Ok(format!("stopped {ms} ms"))
+        }
+        .await;
+        (name, result)
+    }
+
+    /// Latency (`delay`) or a partition on one proxied instance's `link`.
+    async fn network(
+        &mut self,
+        cluster: &mut Cluster,
+        link: Link,
+        delay: bool,
+    ) -> (String, anyhow::Result<String>) {
+        let proxies: Vec<_> = cluster
+            .proxies
+            .iter()
+            .filter(|p| p.link == link)
+            .cloned()
+            .collect();
+        let Some(toxiproxy) = cluster.toxiproxy() else {
+            return ("-".into(), Err(anyhow::anyhow!("no toxiproxy")));
+        };
+        if proxies.is_empty() {
+            return ("-".into(), Err(anyhow::anyhow!("no proxy for {link:?}")));
+        }
+        let proxy = proxies[self.rng.index(proxies.len())].clone();
+        let target = format!("{} ({})", proxy.instance, proxy.name);
+        let result = if delay {
+            let latency = self.rng.range(100, 600);
+            let hold = self.rng.range(2000, 4000);
+            async {
+                toxiproxy
+                    .add_latency(&proxy.name, latency, latency / 4)
+                    .await?;
+                tokio::time::sleep(Duration::from_millis(hold)).await;
+                toxiproxy.remove_latency(&proxy.name).await?;
+                anyhow::Ok(format!("+{latency} ms for {hold} ms"))
+            }
+            .await
+        } else {
+            let hold = self.rng.range(1000, 4000);
+            async {
+                toxiproxy.set_enabled(&proxy.name, false).await?;
+                tokio::time::sleep(Duration::from_millis(hold)).await;
+                toxiproxy.set_enabled(&proxy.name, true).await?;
+                anyhow::Ok(format!("cut for {hold} ms"))
+            }
+            .await
+        };
+        (target, result)
+    }
+
+    /// Publishes copies of 20–200 already published outbox rows of each database, with their
+    /// original message ids, in shuffled order.
+    async fn redeliver(&mut self, cluster: &Cluster) -> anyhow::Result<String> {
+        let limit = self.rng.range(20, 200) as i64;
+        let mut rows: Vec<(uuid::Uuid, String, String, String, String)> = Vec::new();
+        for pool in [&cluster.orders_pool, &cluster.payments_pool]
+            .into_iter()
+            .flatten()
+        {
+            let some: Vec<(uuid::Uuid, String, String, String, String)> = sqlx::query_as(
+                "SELECT id, topic, message_key, message_type, payload::text FROM outbox \
+                 WHERE published_at IS NOT NULL ORDER BY random() LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .context("read published outbox rows")?;
+            rows.extend(some);
+        }
+        self.rng.shuffle(&mut rows);
+        let (mut sent, mut failed) = (0, 0);
+        for (id, topic, key, kind, payload) in rows {
+            let message = Message {
+                id,
+                key,
+                kind,
+                payload: payload.into_bytes(),
+                headers: Vec::new(),
+            };
+            match tokio::time::timeout(Duration::from_secs(15), self.bus.publish(&topic, &message))
+                .await
+            {
+                Ok(Ok(())) => sent += 1,
+                _ => failed += 1,
+            }
+        }
+        if sent == 0 && failed > 0 {
+            bail!("all {failed} publishes failed");
+        }
+        Ok(format!("{sent} copies re-published ({failed} failed)"))
+    }
+}
+
+fn link_of(kind: FaultKind) -> Link {
+    match kind {
+        FaultKind::BrokerDelay | FaultKind::BrokerPartition => Link::Broker,
+        _ => Link::Database,
+    }
+}
+
+/// `dev/stack.sh restart-broker` with this run's broker.
+async fn restart_broker(cluster: &Cluster) -> anyhow::Result<String> {
+    let broker = match cluster.config.broker {
+        BrokerKind::Kafka => "kafka",
+        BrokerKind::RabbitMq => "rabbitmq",
+    };
+    let log = cluster.run_dir.join("restart-broker.log");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)?;
+    let status = Command::new(cluster.config.root.join("dev/stack.sh"))
+        .arg("restart-broker")
+        .current_dir(&cluster.config.root)
+        .env("BROKER", broker)
+        .env("STACK_NO_INSTALL", "1")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        // Its own process group: the broker it starts must not share the harness's fate.
+        .process_group(0)
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("dev/stack.sh restart-broker: {status}; see {log:?}");
+    }
+    Ok(format!("{broker} restarted"))
+}
+
+/// `pg_ctl restart -m fast` of the stack's cluster, as the postgres user when we are root.
+async fn restart_postgres(cluster: &Cluster) -> anyhow::Result<String> {
+    let root = &cluster.config.root;
+    let bin = std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    let pg_ctl = format!("{bin}/pg_ctl");
+    let data = pg_data(root);
+    let log = root.join(".stack/logs/postgres.log");
+    let args = [
+        "-D",
+        &data.to_string_lossy(),
+        "-m",
+        "fast",
+        "-w",
+        "-t",
+        "60",
+        "-l",
+        &log.to_string_lossy(),
+        "restart",
+    ]
+    .map(str::to_owned);
+    let as_root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self")?) == 0;
+    let mut cmd = if as_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", &pg_ctl]);
+        c
+    } else {
+        Command::new(&pg_ctl)
+    };
+    let output = cmd
+        .args(args)
+        .stdin(Stdio::null())
+        // The new postmaster must not share the harness's process group either.
+        .process_group(0)
+        .output()
+        .await?;
+    if !output.status.success() {
+        bail!(
+            "pg_ctl restart: {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok("restarted (-m fast)".into())
+}

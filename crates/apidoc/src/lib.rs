@@ -7,7 +7,7 @@
 //! stateless proxy and does not link the services (nor their database and broker clients).
 
 use platform::health::HealthApi;
-use platform::http::SpecOnly;
+use platform::http::{BodyErrors, SpecOnly};
 use poem_openapi::OpenApiService;
 
 /// Title shown at the top of Swagger UI.
@@ -33,8 +33,8 @@ cannot be reached and 502 `BAD_GATEWAY` when it does not answer in time.";
 /// The operations of the public API: the gateway's `/health` and the services' operations.
 pub type PublicApi = (
     SpecOnly<HealthApi>,
-    SpecOnly<orders::api::OrdersApi>,
-    SpecOnly<payments::api::AccountsApi>,
+    SpecOnly<BodyErrors<orders::api::OrdersApi>>,
+    SpecOnly<BodyErrors<payments::api::AccountsApi>>,
 );
 
 /// The document (only described: nothing here serves it).
@@ -54,11 +54,70 @@ pub fn document() -> OpenApiService<PublicApi, ()> {
 
 /// The files `apidoc write` produces under `api/`: name and content.
 pub fn files() -> [(&'static str, String); 2] {
-    let doc = document();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&document().spec()).expect("poem-openapi writes valid JSON");
+    close_request_bodies(&mut doc);
     [
-        ("swagger.yaml", doc.spec_yaml()),
-        ("openapi.json", format!("{}\n", doc.spec())),
+        (
+            "swagger.yaml",
+            serde_yaml::to_string(&to_yaml(&doc)).expect("a JSON value is valid YAML"),
+        ),
+        (
+            "openapi.json",
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).expect("a JSON value serialises")
+            ),
+        ),
     ]
+}
+
+/// The same value as YAML. Numbers go through their own types: with serde_json's
+/// `arbitrary_precision` (exact money) a JSON number would serialise as a private struct.
+fn to_yaml(value: &serde_json::Value) -> serde_yaml::Value {
+    use serde_json::Value as J;
+    use serde_yaml::Value as Y;
+    match value {
+        J::Null => Y::Null,
+        J::Bool(b) => Y::Bool(*b),
+        J::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => Y::from(u),
+            (_, Some(i), _) => Y::from(i),
+            (_, _, f) => Y::from(f.unwrap_or(f64::NAN)),
+        },
+        J::String(s) => Y::String(s.clone()),
+        J::Array(items) => Y::Sequence(items.iter().map(to_yaml).collect()),
+        J::Object(map) => Y::Mapping(
+            map.iter()
+                .map(|(k, v)| (Y::String(k.clone()), to_yaml(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// Marks every request body's schema `additionalProperties: false`: the services refuse an
+/// unknown field with a 400 naming it (every request type is `deny_unknown_fields`, which
+/// poem-openapi does not put in the schema), and a client generating from the document must
+/// know that. Checked by `every_request_body_refuses_unknown_fields`.
+fn close_request_bodies(doc: &mut serde_json::Value) {
+    let names: Vec<String> = doc["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|paths| paths.values())
+        .filter_map(|item| item.as_object())
+        .flat_map(|ops| ops.values())
+        .filter_map(|op| op.pointer("/requestBody/content"))
+        .filter_map(|content| content.as_object())
+        .flat_map(|content| content.values())
+        .filter_map(|media| media.pointer("/schema/$ref")?.as_str())
+        .filter_map(|r| r.strip_prefix("#/components/schemas/"))
+        .map(str::to_owned)
+        .collect();
+    for name in names {
+        if let Some(schema) = doc["components"]["schemas"][&name].as_object_mut() {
+            schema.insert("additionalProperties".into(), false.into());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -78,6 +137,21 @@ mod tests {
             "\"/accounts/{user_id}\"",
         ] {
             assert!(json.contains(path), "{path} missing");
+        }
+    }
+
+    /// The services refuse unknown fields (`CreateAccountRequest` with `balanse` is a 400), so
+    /// the document must say so for each request body.
+    #[test]
+    fn every_request_body_refuses_unknown_fields() {
+        let [_, (_, json)] = files();
+        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        for name in ["CreateOrderRequest", "CreateAccountRequest", "TopUpRequest"] {
+            assert_eq!(
+                doc["components"]["schemas"][name]["additionalProperties"],
+                serde_json::Value::Bool(false),
+                "{name}"
+            );
         }
     }
 }

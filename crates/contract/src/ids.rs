@@ -17,17 +17,37 @@ use uuid::Uuid;
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
 
         impl $name {
-            /// Parses a UUID, with an error that names the field.
+            /// Parses the one form the schema's `format: uuid` means — 36 characters, hyphens
+            /// at 8-4-4-4-12, hex digits in either case — with an error that names the field.
+            /// The `uuid` crate also takes braces, `urn:uuid:` and no hyphens; a second
+            /// spelling of one id would be a second key for caches, logs and idempotency.
             pub fn parse(raw: &str) -> Result<Self, String> {
-                raw.trim()
-                    .parse()
+                let hyphenated = raw.len() == 36
+                    && raw.bytes().enumerate().all(|(i, b)| match i {
+                        8 | 13 | 18 | 23 => b == b'-',
+                        _ => b.is_ascii_hexdigit(),
+                    });
+                hyphenated
+                    .then(|| Uuid::try_parse(raw).ok())
+                    .flatten()
                     .map($name)
-                    .map_err(|_| format!("{} must be a UUID, got {:?}", $field, raw))
+                    .ok_or_else(|| {
+                        let shown: String = raw.chars().take(40).collect();
+                        let more = if shown.len() < raw.len() { "…" } else { "" };
+                        format!("{} must be a UUID, got {:?}{more}", $field, shown)
+                    })
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = std::borrow::Cow::<str>::deserialize(deserializer)?;
+                $name::parse(&raw).map_err(serde::de::Error::custom)
             }
         }
 
@@ -116,7 +136,29 @@ mod tests {
     #[test]
     fn any_uuid_version_parses() {
         assert!(UserId::parse("6f4b0a0b-5a82-4d3a-8e9d-2f04135fbb38").is_ok());
+        assert!(UserId::parse("6F4B0A0B-5A82-4D3A-8E9D-2F04135FBB38").is_ok());
         assert!(OrderId::parse(&Uuid::now_v7().to_string()).is_ok());
+    }
+
+    #[test]
+    fn only_the_hyphenated_form_parses() {
+        let id = "6f4b0a0b-5a82-4d3a-8e9d-2f04135fbb38";
+        for other in [
+            format!("{{{id}}}"),
+            format!("urn:uuid:{id}"),
+            id.replace('-', ""),
+            format!(" {id}"),
+            format!("{id}\u{0}"),
+            "6f4b0a0b-5a82-4d3a-8e9d-2f04135fbb3g".to_owned(),
+            "6f4b0a0b5-a82-4d3a-8e9d-2f04135fbb38".to_owned(),
+        ] {
+            assert!(UserId::parse(&other).is_err(), "{other:?}");
+            assert!(
+                serde_json::from_value::<UserId>(Value::from(other.clone())).is_err(),
+                "{other:?}"
+            );
+        }
+        assert!(UserId::parse(&"a".repeat(10_000)).unwrap_err().len() < 100);
     }
 
     #[test]

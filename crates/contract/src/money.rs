@@ -271,6 +271,62 @@ impl TryFrom<Money> for PositiveMoney {
     }
 }
 
+impl<'de> Deserialize<'de> for PositiveMoney {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let m = Money::deserialize(deserializer)?;
+        PositiveMoney::try_from(m).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Documented as `Money` with `exclusiveMinimum`, so a client (or a fuzzer) generating from the
+/// OpenAPI document never sends a 0 the API refuses.
+impl Type for PositiveMoney {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "PositiveMoney".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            description: Some(
+                "Exact amount: a JSON number greater than 0 with at most 2 decimal places, at most 1000000000000.",
+            ),
+            minimum: Some(0.0),
+            exclusive_minimum: Some(true),
+            maximum: Some(MAX_MAJOR as f64),
+            multiple_of: Some(0.01),
+            example: Some(Value::from(199.99)),
+            ..MetaSchema::new("number")
+        }))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for PositiveMoney {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        let m = Money::parse_from_json(value).map_err(ParseError::propagate)?;
+        PositiveMoney::try_from(m).map_err(ParseError::custom)
+    }
+}
+
+impl ToJSON for PositiveMoney {
+    fn to_json(&self) -> Option<Value> {
+        self.0.to_json()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -216,6 +216,23 @@ impl Gateway {
         }
     }
 
+    /// The front end's `/api` proxy of the running stack (`FRONTEND_URL`): the same API behind
+    /// nginx, the other public edge.
+    pub fn frontend_from_env() -> Self {
+        let base = testkit::required_env("FRONTEND_URL");
+        Gateway::new(&format!("{}/api", base.trim_end_matches('/')))
+    }
+
+    /// The same edge with a connection pool of its own.
+    pub fn fresh(&self) -> Self {
+        Gateway::new(&self.base)
+    }
+
+    /// The URL requests go to, before the path.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Sends anything: `content_type` and `body` are passed through untouched, so malformed
     /// requests can be sent on purpose. Panics if no HTTP answer arrives.
     pub async fn send(

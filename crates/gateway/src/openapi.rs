@@ -6,6 +6,7 @@
 //! the services without linking them (nor their database and broker clients).
 
 use platform::health::HealthApi;
+use platform::http::AllowedMethods;
 use poem::endpoint::make_sync;
 use poem::http::header;
 use poem::web::Html;
@@ -14,6 +15,13 @@ use poem_openapi::OpenApiService;
 
 /// The whole public API's document (`apidoc write`), as served at `/swagger/openapi.json`.
 pub const DOCUMENT_JSON: &str = include_str!("../../../api/openapi.json");
+
+/// Every route of [`DOCUMENT_JSON`] with its methods: the `Allow` of the gateway's 405s.
+pub fn routes() -> AllowedMethods {
+    let document: serde_json::Value =
+        serde_json::from_str(DOCUMENT_JSON).expect("api/openapi.json is valid JSON (apidoc check)");
+    AllowedMethods::of_document(&document)
+}
 
 /// The operations the gateway serves itself (`/health`), as an OpenAPI service for routing.
 pub fn own(health: HealthApi) -> OpenApiService<HealthApi, ()> {

@@ -2,19 +2,23 @@
 //!
 //! Invariants: method, path and query reach the upstream byte for byte — a path the upstream URL
 //! would rewrite (a `.` or `..` segment, also percent-encoded) is refused with 400 instead, as is
-//! a body on GET or HEAD (which the body limit does not read); bodies are streamed, never
+//! a body on GET or HEAD (which the body limit does not read), and a method the public document
+//! does not list for a route is a 405 with `Allow`; bodies are streamed, never
 //! buffered here (the 64 KiB request limit is applied before, by `platform::http::finish`); an
 //! upstream failure becomes an enveloped 502/503 that discloses nothing internal; every proxied
 //! request is logged exactly once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use poem::http::StatusCode;
+use poem::http::{StatusCode, header};
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
 use poem_openapi::payload::Json;
 
 use platform::error::{ErrorCode, ErrorEnvelope, error_chain};
+use platform::http::AllowedMethods;
 
 use crate::config::UpstreamUrl;
 use crate::headers::{ClientHop, end_to_end, upstream_request_headers};
@@ -73,6 +77,16 @@ pub enum ProxyError {
         #[source]
         source: reqwest::Error,
     },
+    /// The client's own body ended before its declared length or broke off (400): the
+    /// client's fault, not the service's, so neither a 502 nor an alert for the upstream.
+    #[error("the request body to the {upstream} service was cut short")]
+    BodyCut {
+        /// Which service.
+        upstream: &'static str,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
     /// The connection broke or the response was not valid HTTP (502).
     #[error("the {upstream} service sent a broken response")]
     BrokenResponse {
@@ -99,6 +113,7 @@ impl ProxyError {
     /// The status SPEC §2 assigns: 503 when the service is down, 502 when it misbehaved.
     pub fn status(&self) -> StatusCode {
         match self {
+            ProxyError::BodyCut { .. } => StatusCode::BAD_REQUEST,
             ProxyError::Unreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout { .. } | ProxyError::BrokenResponse { .. } => {
                 StatusCode::BAD_GATEWAY
@@ -109,6 +124,10 @@ impl ProxyError {
     /// The envelope for the client: names the service, says nothing about addresses or causes.
     pub fn envelope(&self) -> ErrorEnvelope {
         match self {
+            ProxyError::BodyCut { .. } => ErrorEnvelope::new(
+                ErrorCode::BadRequest,
+                "the request body ended before its declared length",
+            ),
             ProxyError::Unreachable { upstream, .. } => ErrorEnvelope::new(
                 ErrorCode::Unavailable,
                 format!("{upstream} service is unavailable"),
@@ -135,12 +154,19 @@ impl IntoResponse for ProxyError {
 pub struct Proxy {
     upstream: Upstream,
     client: reqwest::Client,
+    /// The public document's routes: a method a documented route does not answer is a 405 here,
+    /// before any other check (and without a round trip).
+    routes: Arc<AllowedMethods>,
 }
 
 impl Proxy {
     /// A proxy to `upstream` sharing `client`'s connection pool.
-    pub fn new(upstream: Upstream, client: reqwest::Client) -> Self {
-        Proxy { upstream, client }
+    pub fn new(upstream: Upstream, client: reqwest::Client, routes: Arc<AllowedMethods>) -> Self {
+        Proxy {
+            upstream,
+            client,
+            routes,
+        }
     }
 
     /// Sends the request upstream and returns its response head with the body still streaming.
@@ -160,17 +186,26 @@ impl Proxy {
             .request(req.method().clone(), url)
             .headers(headers);
         let body = req.take_body();
+        let cut = Arc::new(AtomicBool::new(false));
         if !body.is_empty() {
             // A declared Content-Length travels in `headers` and hyper honours it; otherwise the
-            // body goes chunked. Either way it is streamed, not collected.
-            outgoing = outgoing.body(reqwest::Body::wrap_stream(body.into_bytes_stream()));
+            // body goes chunked. Either way it is streamed, not collected. A read error is the
+            // client's body breaking off: noted, so the failed send is not blamed on upstream.
+            let noted = cut.clone();
+            let stream = body.into_bytes_stream().inspect_err(move |_| {
+                noted.store(true, Ordering::Relaxed);
+            });
+            outgoing = outgoing.body(reqwest::Body::wrap_stream(stream));
         }
 
         let upstream = self.upstream.name;
-        let answer = outgoing
-            .send()
-            .await
-            .map_err(|e| ProxyError::classify(upstream, e))?;
+        let answer = outgoing.send().await.map_err(|source| {
+            if cut.load(Ordering::Relaxed) {
+                ProxyError::BodyCut { upstream, source }
+            } else {
+                ProxyError::classify(upstream, source)
+            }
+        })?;
 
         let mut resp = Response::builder().status(answer.status()).finish();
         *resp.headers_mut() = end_to_end(answer.headers());
@@ -220,6 +255,22 @@ impl Endpoint for Proxy {
         let method = req.method().clone();
         let path = req.original_uri().path().to_owned();
         let request_id = request_id::of(&req).to_owned();
+        if self.routes.allows(&path, &method) == Some(false)
+            && let Some(allow) = self.routes.allow(&path)
+        {
+            tracing::info!(method = %method, path, status = 405, request_id, "request refused");
+            let envelope = ErrorEnvelope::new(
+                ErrorCode::MethodNotAllowed,
+                "method not allowed for this resource",
+            );
+            let mut resp = (
+                StatusCode::METHOD_NOT_ALLOWED,
+                Json(envelope).into_response(),
+            )
+                .into_response();
+            resp.headers_mut().insert(header::ALLOW, allow.clone());
+            return Ok(resp);
+        }
         if let Some(reason) = refusal(&req) {
             tracing::info!(method = %method, path, status = 400, request_id, reason, "request refused");
             let envelope = ErrorEnvelope::new(ErrorCode::BadRequest, reason);

@@ -47,11 +47,16 @@ pub fn app(
         Arc::new(UpstreamProbe::new(orders.clone(), client.clone())),
         Arc::new(UpstreamProbe::new(payments.clone(), client.clone())),
     ];
+    let allowed = openapi::routes();
     let api = openapi::own(HealthApi::new(probes));
     let swagger = openapi::swagger(&api);
 
-    let orders = Arc::new(Proxy::new(orders, client.clone()));
-    let payments = Arc::new(Proxy::new(payments, client));
+    let orders = Arc::new(Proxy::new(
+        orders,
+        client.clone(),
+        Arc::new(allowed.clone()),
+    ));
+    let payments = Arc::new(Proxy::new(payments, client, Arc::new(allowed.clone())));
     let routes = Route::new()
         .at("/orders", orders.clone())
         .at("/orders/*rest", orders)
@@ -61,7 +66,7 @@ pub fn app(
         // The gateway's own operations (`/health`); everything unmatched ends here as a 404.
         .nest("/", api);
 
-    Ok(finish(routes).around(request_id::propagate))
+    Ok(finish(routes, allowed).around(request_id::propagate))
 }
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled, then drains in-flight requests.

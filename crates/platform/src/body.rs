@@ -32,13 +32,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
         if inner.is_syntax() || inner.is_eof() {
             format!("malformed JSON: {inner}")
         } else if path == "." {
-            inner.to_string()
+            without_position(&inner)
         } else {
-            format!("{path}: {inner}")
+            format!("{path}: {}", without_position(&inner))
         }
     })?;
     de.end().map_err(|e| format!("malformed JSON: {e}"))?;
     Ok(value)
+}
+
+/// A data error's message without serde_json's ` at line 1 column 2082`: the path already says
+/// where, and a client reads a rule, not a parser position.
+fn without_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    let suffix = format!(" at line {} column {}", err.line(), err.column());
+    text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
 }
 
 impl<T: Type> Payload for JsonBody<T> {
@@ -127,9 +135,9 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let id = "6f4b0a0b-5a82-4d3a-8e9d-2f04135fbb38";
-        assert!(
-            err(&format!(r#"{{"user_id":"{id}","amount":1.234}}"#))
-                .starts_with("amount: must have at most 2 decimal places")
+        assert_eq!(
+            err(&format!(r#"{{"user_id":"{id}","amount":1.234}}"#)),
+            "amount: must have at most 2 decimal places"
         );
         assert!(err(&format!(r#"{{"user_id":"{id}","amount":"10"}}"#)).starts_with("amount: "));
         assert!(err(r#"{"user_id":"nope","amount":1}"#).starts_with("user_id: "));

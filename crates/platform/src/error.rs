@@ -239,10 +239,33 @@ fn param_message(name: &str, reason: &str) -> String {
         .split(" (occurred while parsing")
         .next()
         .unwrap_or(reason);
+    let reason = validator_message(reason);
+    let reason = reason.as_str();
     if reason.contains(name) {
         reason.to_owned()
     } else {
         format!("{name}: {reason}")
+    }
+}
+
+/// `verification failed. minimum(1, exclusive: false)` — a failed poem-openapi validator — as
+/// `must be at least 1`; any other reason unchanged.
+fn validator_message(reason: &str) -> String {
+    let Some(rule) = reason.strip_prefix("verification failed. ") else {
+        return reason.to_owned();
+    };
+    let bound = |name: &str| {
+        rule.strip_prefix(name)
+            .and_then(|r| r.strip_prefix('('))
+            .and_then(|r| r.split_once(", exclusive: "))
+            .map(|(n, exclusive)| (n.to_owned(), exclusive.starts_with("true")))
+    };
+    match (bound("minimum"), bound("maximum")) {
+        (Some((n, false)), _) => format!("must be at least {n}"),
+        (Some((n, true)), _) => format!("must be greater than {n}"),
+        (_, Some((n, false))) => format!("must be at most {n}"),
+        (_, Some((n, true))) => format!("must be less than {n}"),
+        _ => format!("must satisfy {rule}"),
     }
 }
 
@@ -388,5 +411,21 @@ mod tests {
             ErrorCode::for_status(StatusCode::BAD_GATEWAY),
             ErrorCode::BadGateway
         );
+    }
+
+    #[test]
+    fn failed_validators_read_as_rules() {
+        assert_eq!(
+            param_message(
+                "limit",
+                "failed to parse \"integer(int64)\": verification failed. maximum(500, exclusive: false)"
+            ),
+            "limit: must be at most 500"
+        );
+        assert_eq!(
+            validator_message("verification failed. minimum(0, exclusive: false)"),
+            "must be at least 0"
+        );
+        assert_eq!(validator_message("must be a UUID"), "must be a UUID");
     }
 }

@@ -13,11 +13,12 @@ use poem::error::ReadBodyError;
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Body, Endpoint, EndpointExt, IntoEndpoint, Request, Response, Server};
 use poem_openapi::OpenApi;
-use poem_openapi::registry::{MetaApi, Registry};
+use poem_openapi::payload::{Json, Payload};
+use poem_openapi::registry::{MetaApi, MetaMediaType, MetaResponse, Registry};
 use tokio_util::sync::CancellationToken;
 
 use crate::conn::{GuardedAcceptor, Limits};
-use crate::error::envelope_response;
+use crate::error::{ErrorEnvelope, envelope_response};
 
 /// Largest accepted request body (SPEC §2).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -53,11 +54,125 @@ fn too_large() -> poem::Error {
     poem::Error::from_response(resp)
 }
 
-/// Applies the body limit and the error envelope to an application.
-pub fn finish(app: impl IntoEndpoint<Endpoint: 'static>) -> impl Endpoint<Output = Response> {
+/// Applies the body limit and the error envelope to an application, and answers every 405 with
+/// the `Allow` header RFC 9110 §15.5.6 requires, from `allowed`.
+pub fn finish(
+    app: impl IntoEndpoint<Endpoint: 'static>,
+    allowed: AllowedMethods,
+) -> impl Endpoint<Output = Response> {
+    let allowed = std::sync::Arc::new(allowed);
     app.into_endpoint()
         .around(limit_body)
         .catch_all_error(|err| async move { envelope_response(err) })
+        .around(move |next, req| {
+            let allowed = allowed.clone();
+            async move {
+                let path = req.uri().path().to_owned();
+                let mut resp = next.call(req).await?;
+                if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+                    && let Some(allow) = allowed.allow(&path)
+                {
+                    resp.headers_mut().insert(header::ALLOW, allow.clone());
+                }
+                Ok(resp)
+            }
+        })
+}
+
+/// Which methods each route answers, for the `Allow` header of a 405: taken from the OpenAPI
+/// metadata of the operations (the same source as the document, so the two cannot disagree)
+/// plus the few plain routes a service adds beside them.
+#[derive(Debug, Default, Clone)]
+pub struct AllowedMethods {
+    /// Path template segments (`None` matches any one segment) and the header value.
+    routes: Vec<(Vec<Option<String>>, HeaderValue)>,
+}
+
+impl AllowedMethods {
+    /// The routes of `apis` (paths as in the document, `{param}` segments).
+    pub fn of(apis: &[MetaApi]) -> Self {
+        let mut allowed = AllowedMethods::default();
+        for path in apis.iter().flat_map(|api| &api.paths) {
+            let methods: Vec<Method> = path.operations.iter().map(|o| o.method.clone()).collect();
+            allowed = allowed.with(&path.path, &methods);
+        }
+        allowed
+    }
+
+    /// Adds (or extends) `path` with `methods`; a route with GET also answers HEAD, as poem does.
+    pub fn with(mut self, path: &str, methods: &[Method]) -> Self {
+        let segments: Vec<Option<String>> = path
+            .trim_matches('/')
+            .split('/')
+            .map(|s| (!(s.starts_with('{') || s.starts_with(':'))).then(|| s.to_owned()))
+            .collect();
+        let mut names: Vec<String> = match self.routes.iter().position(|(s, _)| *s == segments) {
+            Some(i) => {
+                let (_, old) = self.routes.remove(i);
+                old.to_str()
+                    .unwrap_or_default()
+                    .split(", ")
+                    .map(str::to_owned)
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        for m in methods {
+            names.push(m.as_str().to_owned());
+            if *m == Method::GET {
+                names.push(Method::HEAD.as_str().to_owned());
+            }
+        }
+        names.sort();
+        names.dedup();
+        if let Ok(value) = HeaderValue::from_str(&names.join(", ")) {
+            self.routes.push((segments, value));
+        }
+        self
+    }
+
+    /// The routes of an OpenAPI document's `paths` (a proxy documenting what it forwards).
+    pub fn of_document(document: &serde_json::Value) -> Self {
+        let mut allowed = AllowedMethods::default();
+        if let Some(paths) = document.get("paths").and_then(|p| p.as_object()) {
+            for (path, item) in paths {
+                let methods: Vec<Method> = item
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|ops| ops.keys())
+                    .filter_map(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())
+                    .collect();
+                allowed = allowed.with(path, &methods);
+            }
+        }
+        allowed
+    }
+
+    /// Whether a route matching `path` answers `method`; `None` when no route matches.
+    pub fn allows(&self, path: &str, method: &Method) -> Option<bool> {
+        self.allow(path).map(|allow| {
+            allow
+                .to_str()
+                .unwrap_or_default()
+                .split(", ")
+                .any(|m| m == method.as_str())
+        })
+    }
+
+    /// The `Allow` value for a request path, if a route matches it.
+    pub fn allow(&self, path: &str) -> Option<&HeaderValue> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        self.routes
+            .iter()
+            .find(|(template, _)| {
+                template.len() == segments.len()
+                    && template
+                        .iter()
+                        .zip(&segments)
+                        .all(|(t, s)| t.as_deref().is_none_or(|t| t == *s))
+            })
+            .map(|(_, value)| value)
+    }
 }
 
 /// Serves `app` on an already bound listener until `shutdown` is cancelled, then drains, with
@@ -137,6 +252,69 @@ impl<T: OpenApi> OpenApi for SpecOnly<T> {
     }
 }
 
+/// An API whose operations with a request body also document the 413 and 415 that [`finish`]
+/// and [`crate::body::JsonBody`] answer before a handler runs, so the document states every
+/// status a client can get.
+pub struct BodyErrors<T>(pub T);
+
+impl<T: Default> Default for BodyErrors<T> {
+    fn default() -> Self {
+        BodyErrors(T::default())
+    }
+}
+
+impl<T: OpenApi> OpenApi for BodyErrors<T> {
+    fn meta() -> Vec<MetaApi> {
+        let mut apis = T::meta();
+        for op in apis
+            .iter_mut()
+            .flat_map(|api| &mut api.paths)
+            .flat_map(|path| &mut path.operations)
+            .filter(|op| op.request.is_some())
+        {
+            for (status, description) in [
+                (413, "The body is larger than 64 KiB (`PAYLOAD_TOO_LARGE`)."),
+                (
+                    415,
+                    "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
+                ),
+            ] {
+                if op
+                    .responses
+                    .responses
+                    .iter()
+                    .all(|r| r.status != Some(status))
+                {
+                    op.responses.responses.push(MetaResponse {
+                        description,
+                        status: Some(status),
+                        status_range: None,
+                        content: vec![MetaMediaType {
+                            content_type: <Json<ErrorEnvelope> as Payload>::CONTENT_TYPE,
+                            schema: <Json<ErrorEnvelope> as Payload>::schema_ref(),
+                        }],
+                        headers: Vec::new(),
+                    });
+                }
+            }
+            op.responses.responses.sort_by_key(|r| r.status);
+        }
+        apis
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+        <Json<ErrorEnvelope> as Payload>::register(registry);
+    }
+
+    fn add_routes(
+        self,
+        routes: &mut HashMap<String, HashMap<Method, poem::endpoint::BoxEndpoint<'static>>>,
+    ) {
+        self.0.add_routes(routes);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,7 +327,10 @@ mod tests {
     }
 
     fn app() -> impl Endpoint {
-        finish(Route::new().at("/echo", post(echo)))
+        finish(
+            Route::new().at("/echo", post(echo)),
+            AllowedMethods::default().with("/echo", &[Method::POST]),
+        )
     }
 
     #[tokio::test]
@@ -205,6 +386,29 @@ mod tests {
         let cli = TestClient::new(app());
         let resp = cli.get("/echo").send().await;
         resp.assert_status(StatusCode::METHOD_NOT_ALLOWED);
+        resp.assert_header("allow", "POST");
+    }
+
+    #[test]
+    fn allow_lists_every_method_of_a_template_route() {
+        let allowed = AllowedMethods::default()
+            .with("/orders", &[Method::POST])
+            .with("/orders", &[Method::GET])
+            .with("/orders/{order_id}", &[Method::GET]);
+        assert_eq!(allowed.allow("/orders").unwrap(), "GET, HEAD, POST");
+        assert_eq!(allowed.allow("/orders/42").unwrap(), "GET, HEAD");
+        assert!(allowed.allow("/orders/42/x").is_none());
+        assert!(allowed.allow("/accounts").is_none());
+        assert_eq!(allowed.allows("/orders/42", &Method::HEAD), Some(true));
+        assert_eq!(allowed.allows("/orders/42", &Method::DELETE), Some(false));
+        assert_eq!(allowed.allows("/nope", &Method::GET), None);
+        let document = serde_json::json!({"paths": {"/accounts/{user_id}": {"get": {}}}});
+        assert_eq!(
+            AllowedMethods::of_document(&document)
+                .allow("/accounts/u1")
+                .unwrap(),
+            "GET, HEAD"
+        );
     }
 
     fn futures_stream(

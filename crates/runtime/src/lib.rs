@@ -18,6 +18,8 @@ use bus::outbox::{OutboxRelay, RelaySettings};
 use bus::{Joined, MessageBus, TopicSpec};
 use platform::config::ServiceSettings;
 use platform::health::{HealthApi, HealthProbe};
+use platform::http::{AllowedMethods, BodyErrors};
+use poem::http::Method;
 use poem::{Endpoint, Route};
 use poem_openapi::{OpenApi, OpenApiService};
 use sqlx::PgPool;
@@ -148,9 +150,14 @@ fn app<T: OpenApi + 'static>(
         Arc::new(BusProbe(bus)),
         Arc::new(ConsumerProbe(consumer.joined())),
     ]);
-    let api = OpenApiService::new((api, health), title, version);
+    let allowed = AllowedMethods::of(&<(T, HealthApi) as OpenApi>::meta())
+        .with("/openapi.json", &[Method::GET]);
+    let api = OpenApiService::new((BodyErrors(api), health), title, version);
     let spec = api.spec_endpoint();
-    platform::http::finish(Route::new().at("/openapi.json", spec).nest("/", api))
+    platform::http::finish(
+        Route::new().at("/openapi.json", spec).nest("/", api),
+        allowed,
+    )
 }
 
 /// The payment topics as both services declare them, whichever starts first: requests read by

@@ -6,13 +6,15 @@
 //!
 //! One test binary: `settlement` walks orders from placement to FINISHED / FAILED,
 //! `invalid_requests` sends the table in `validation` and checks that nothing was written,
-//! `gateway` covers what the gateway serves itself; `helpers` holds what they share.
+//! `hostile` sends the hostile corpus of `validation::hostile` and oversized and trickled bodies
+//! through both edges, `gateway` covers what the gateway serves itself; `helpers` holds what they share.
 
 // Tests may unwrap (house style: `unwrap()` only in tests).
 #![allow(clippy::unwrap_used)]
 
 mod gateway;
 mod helpers;
+mod hostile;
 mod invalid_requests;
 mod settlement;
 mod validation;

@@ -1,11 +1,12 @@
 //! Request and response bodies of the orders API, exactly as SPEC §2 shows them.
 
 use chrono::{DateTime, Utc};
+use contract::money::PositiveMoney;
 use contract::{Money, OrderId, UserId};
 use poem_openapi::Object;
 use serde::Deserialize;
 
-use crate::domain::{FailureReason, Order, OrderStatus};
+use crate::domain::{Description, FailureReason, Order, OrderStatus};
 
 /// Body of POST /orders.
 #[derive(Debug, Object, Deserialize)]
@@ -16,9 +17,10 @@ pub struct CreateOrderRequest {
     /// Who pays (UUID).
     pub user_id: UserId,
     /// How much: greater than 0, at most 2 decimals.
-    pub amount: Money,
-    /// What for: 1..=1000 characters after trimming.
-    pub description: String,
+    pub amount: PositiveMoney,
+    /// What for: 1..=1000 characters, not blank, no control characters but tab and line
+    /// breaks; stored trimmed.
+    pub description: Description,
 }
 
 /// The two fields a created order answers with (one UUID in the response, as the seed expects).
@@ -52,6 +54,7 @@ pub struct OrderDto {
     /// NEW, FINISHED or FAILED.
     pub status: OrderStatus,
     /// Null unless FAILED.
+    #[oai(nullable)]
     pub failure_reason: Option<FailureReason>,
     /// RFC 3339, UTC.
     pub created_at: DateTime<Utc>,

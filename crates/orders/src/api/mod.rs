@@ -10,12 +10,11 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 use sqlx::PgPool;
 
-use contract::money::PositiveMoney;
 use contract::{OrderId, UserId};
 use platform::ApiError;
 use platform::body::JsonBody;
 
-use crate::domain::{Description, NewOrder, OrderStatus, Page};
+use crate::domain::{NewOrder, OrderStatus, Page};
 use crate::store;
 pub use dto::{CreateOrderRequest, CreatedOrder, CreatedOrderData, OrderData, OrderDto, OrderList};
 
@@ -75,15 +74,11 @@ impl OrdersApi {
         body: JsonBody<CreateOrderRequest>,
     ) -> Result<CreateOrderResponse, ApiError> {
         let req = body.0;
-        let amount = PositiveMoney::try_from(req.amount)
-            .map_err(|e| ApiError::bad_request(format!("amount {e}")))?;
-        let description = Description::parse(&req.description)
-            .map_err(|e| ApiError::bad_request(format!("description {e}")))?;
         let order = NewOrder {
             order_id: OrderId::new(),
             user_id: req.user_id,
-            amount,
-            description,
+            amount: req.amount,
+            description: req.description,
         };
         let created = store::create(&self.pool, &order, &self.requests_topic).await?;
         tracing::info!(order_id = %created.order_id, user_id = %created.user_id, "order created");
@@ -101,9 +96,11 @@ impl OrdersApi {
         &self,
         /// Whose orders.
         user_id: Query<UserId>,
-        /// Page size, 1..=500 (default 100).
+        /// Page size (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<i64>>,
         /// Orders to skip (default 0).
+        #[oai(validator(minimum(value = "0")))]
         offset: Query<Option<i64>>,
     ) -> Result<ListOrdersResponse, ApiError> {
         let page = Page::parse(limit.0, offset.0).map_err(ApiError::bad_request)?;

@@ -7,7 +7,11 @@ use chrono::{DateTime, Utc};
 use contract::events::PaymentOutcome;
 use contract::money::PositiveMoney;
 use contract::{Money, OrderId, UserId};
+use std::borrow::Cow;
+
 use poem_openapi::Enum;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 
 /// Where an order is in its life; it leaves `New` exactly once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -90,37 +94,104 @@ pub fn settle(outcome: PaymentOutcome) -> (OrderStatus, Option<FailureReason>) {
     }
 }
 
-/// An order description: trimmed, 1..=1000 characters.
+/// An order description: at most 1000 characters as sent, not blank, no control characters
+/// but tab and line breaks; stored trimmed. The OpenAPI schema states exactly this rule
+/// ([`DESCRIPTION_PATTERN`]), so a client generating from the document is never refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Description(String);
 
-/// Longest description accepted, in characters.
+/// Longest description accepted, in characters (Unicode scalar values, as JSON Schema counts).
 pub const MAX_DESCRIPTION_CHARS: usize = 1000;
 
+/// The rule as an ECMA-262 (and Python) regex: only allowed characters, at least one of them
+/// not whitespace. "Whitespace" is Rust's `char::is_whitespace` minus the control characters,
+/// which are refused anyway, spelled out so every regex dialect agrees with [`Description::parse`].
+pub const DESCRIPTION_PATTERN: &str = concat!(
+    r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*",
+    r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+    r"[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$",
+);
+
 impl Description {
-    /// Trims and checks the length; the error is phrased to follow the field name.
+    /// Checks the length and the characters, then trims; the error is phrased to follow the
+    /// field name.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let trimmed = raw.trim();
         // PostgreSQL text cannot hold NUL, and no other control character belongs in a
         // one-line description shown in tables: refuse them here rather than fail on insert.
-        if trimmed
+        if raw
             .chars()
             .any(|c| c.is_control() && c != '\t' && c != '\n' && c != '\r')
         {
             return Err("must not contain control characters".into());
         }
-        match trimmed.chars().count() {
-            0 => Err("must not be empty".into()),
-            n if n > MAX_DESCRIPTION_CHARS => Err(format!(
+        let n = raw.chars().count();
+        if n > MAX_DESCRIPTION_CHARS {
+            return Err(format!(
                 "must be at most {MAX_DESCRIPTION_CHARS} characters, got {n}"
-            )),
-            _ => Ok(Description(trimmed.to_owned())),
+            ));
+        }
+        match raw.trim() {
+            "" => Err("must not be empty".into()),
+            trimmed => Ok(Description(trimmed.to_owned())),
         }
     }
 
     /// The text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Description {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Description::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Type for Description {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "Description".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            description: Some(
+                "What the order is for: 1..=1000 characters, not blank, no control characters but tab and line breaks; stored trimmed.",
+            ),
+            min_length: Some(1),
+            max_length: Some(MAX_DESCRIPTION_CHARS),
+            pattern: Some(DESCRIPTION_PATTERN.to_owned()),
+            example: Some(serde_json::Value::from("Book")),
+            ..MetaSchema::new("string")
+        }))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for Description {
+    fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
+        let raw = String::parse_from_json(value).map_err(ParseError::propagate)?;
+        Description::parse(&raw).map_err(ParseError::custom)
+    }
+}
+
+impl ToJSON for Description {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(serde_json::Value::from(self.0.as_str()))
     }
 }
 
@@ -199,6 +270,25 @@ mod tests {
         assert!(Description::parse(&"я".repeat(1001)).is_err());
         assert!(Description::parse("a\u{0}b").is_err());
         assert!(Description::parse("line one\nline two").is_ok());
+        // The limit is on what was sent, as the schema's maxLength says.
+        assert!(Description::parse(&format!(" {}", "я".repeat(1000))).is_err());
+    }
+
+    /// Every character class boundary of the pattern agrees with `parse` (the pattern is what
+    /// the OpenAPI document promises; a fuzzer generating from it must never be refused).
+    #[test]
+    fn the_documented_pattern_is_the_rule() {
+        let re = regex::Regex::new(DESCRIPTION_PATTERN).unwrap();
+        for c in (0u32..0x3100).filter_map(char::from_u32) {
+            for text in [c.to_string(), format!("a{c}"), format!("{c}a")] {
+                assert_eq!(
+                    re.is_match(&text),
+                    Description::parse(&text).is_ok(),
+                    "{text:?} (U+{:04X})",
+                    c as u32
+                );
+            }
+        }
     }
 
     #[test]

@@ -135,7 +135,8 @@ async fn new_order_payment_request_is_published_keyed_by_user() {
 
 /// The edges of every rule are accepted: the smallest amount (0.01), the largest
 /// (1000000000000), a trailing zero (1.50 is 1.5), and a description of exactly 1000
-/// (two-byte) characters once its surrounding spaces are trimmed.
+/// (two-byte) characters as sent (the schema's `maxLength`), and surrounding spaces trimmed from
+/// a shorter one.
 #[tokio::test]
 async fn boundary_values_are_accepted() {
     // Arrange
@@ -155,9 +156,8 @@ async fn boundary_values_are_accepted() {
             format!(r#"{{"user_id":"{user_id}","amount":1.50,"description":"z"}}"#),
         )
         .await;
-    let longest = app
-        .create_order(user_id, json!(5), &format!("  {long}  "))
-        .await;
+    let longest = app.create_order(user_id, json!(5), &long).await;
+    let padded = app.create_order(user_id, json!(5), "  z \n").await;
 
     // Assert
     assert_eq!(
@@ -179,8 +179,9 @@ async fn boundary_values_are_accepted() {
         "1.5"
     );
     assert_eq!(app.get_order(longest).await["description"], long);
-    assert_eq!(app.count("orders").await, 4);
-    assert_eq!(app.count("outbox").await, 4);
+    assert_eq!(app.get_order(padded).await["description"], "z");
+    assert_eq!(app.count("orders").await, 5);
+    assert_eq!(app.count("outbox").await, 5);
 
     app.stop().await;
 }

@@ -1,5 +1,6 @@
 //! Request and response bodies of the accounts API, exactly as SPEC §2 shows them.
 
+use contract::money::PositiveMoney;
 use contract::{Money, UserId};
 use poem_openapi::Object;
 use serde::Deserialize;
@@ -25,7 +26,7 @@ pub struct TopUpRequest {
     /// The owner (UUID).
     pub user_id: UserId,
     /// How much to add: greater than 0, at most 2 decimals.
-    pub amount: Money,
+    pub amount: PositiveMoney,
 }
 
 /// An account as the API shows it.

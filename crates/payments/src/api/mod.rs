@@ -10,7 +10,6 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 use sqlx::PgPool;
 
-use contract::money::PositiveMoney;
 use contract::{Money, UserId};
 use platform::ApiError;
 use platform::body::JsonBody;
@@ -87,15 +86,15 @@ impl AccountsApi {
     #[oai(path = "/accounts/topup", method = "post", tag = "ApiTags::Accounts")]
     async fn top_up(&self, body: JsonBody<TopUpRequest>) -> Result<AccountResponse, ApiError> {
         let req = body.0;
-        let amount = PositiveMoney::try_from(req.amount)
-            .map_err(|e| ApiError::bad_request(format!("amount {e}")))?;
-        match store::top_up(&self.pool, req.user_id, amount).await {
+        match store::top_up(&self.pool, req.user_id, req.amount).await {
             Ok(a) => Ok(AccountResponse::Ok(account_data(a))),
             Err(TopUpError::NotFound) => Err(ApiError::not_found(format!(
                 "account of user_id {} not found",
                 req.user_id
             ))),
-            Err(TopUpError::TooLarge) => Err(ApiError::bad_request(
+            // A valid request the account's current balance cannot take: a conflict with the
+            // resource's state, not a malformed request.
+            Err(TopUpError::TooLarge) => Err(ApiError::conflict(
                 "amount would raise the balance above 1000000000000",
             )),
             Err(TopUpError::Db(e)) => Err(e.into()),

@@ -179,8 +179,9 @@ async fn get_account_answers_200_404_or_400() {
 }
 
 /// Balances are capped at 1000000000000: a top-up reaching the cap exactly is accepted, one
-/// going a cent beyond is a 400 naming `amount`, and the balance and the top-up log stay as
-/// they were.
+/// going a cent beyond is a 409 naming `amount` (the request is valid, the account's state
+/// refuses it, so a client generating valid requests from the document is not told "bad
+/// request"), and the balance and the top-up log stay as they were.
 #[tokio::test]
 async fn top_up_beyond_the_maximum_balance_is_refused() {
     // Arrange
@@ -202,7 +203,7 @@ async fn top_up_beyond_the_maximum_balance_is_refused() {
         number_text(&body_json(to_the_cap).await["data"]["balance"]),
         "1000000000000"
     );
-    let message = assert_error(beyond, StatusCode::BAD_REQUEST, "BAD_REQUEST").await;
+    let message = assert_error(beyond, StatusCode::CONFLICT, "CONFLICT").await;
     assert!(message.contains("amount"), "{message} names amount");
     assert_eq!(app.balance(user).await, "1000000000000");
     assert_eq!(app.count("topups").await, 1);

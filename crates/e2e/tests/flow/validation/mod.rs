@@ -5,6 +5,8 @@
 //! (a user whose account holds exactly 100), so the caller can check afterwards that nothing
 //! was written.
 
+pub mod hostile;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -4,12 +4,11 @@
 //! number's own text, so `0.1` is exactly ten cents) or by checked arithmetic, so every value in
 //! the system is non-negative, has at most two decimals and is at most 1,000,000,000,000.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::registry::MetaSchema;
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
@@ -184,38 +183,20 @@ impl<'de> Deserialize<'de> for Money {
     }
 }
 
-impl Type for Money {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "Money".into()
+crate::scalar_type!(
+    Money,
+    "Money",
+    MetaSchema {
+        description: Some(
+            "Exact amount: a JSON number with at most 2 decimal places, 0..=1000000000000.",
+        ),
+        minimum: Some(0.0),
+        maximum: Some(MAX_MAJOR as f64),
+        multiple_of: Some(0.01),
+        example: Some(Value::from(199.99)),
+        ..MetaSchema::new("number")
     }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema {
-            description: Some(
-                "Exact amount: a JSON number with at most 2 decimal places, 0..=1000000000000.",
-            ),
-            minimum: Some(0.0),
-            maximum: Some(MAX_MAJOR as f64),
-            multiple_of: Some(0.01),
-            example: Some(Value::from(199.99)),
-            ..MetaSchema::new("number")
-        }))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
+);
 
 impl ParseFromJSON for Money {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
@@ -278,41 +259,23 @@ impl<'de> Deserialize<'de> for PositiveMoney {
     }
 }
 
-/// Documented as `Money` with `exclusiveMinimum`, so a client (or a fuzzer) generating from the
-/// OpenAPI document never sends a 0 the API refuses.
-impl Type for PositiveMoney {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "PositiveMoney".into()
+// Documented as `Money` with `exclusiveMinimum`, so a client (or a fuzzer) generating from the
+// OpenAPI document never sends a 0 the API refuses.
+crate::scalar_type!(
+    PositiveMoney,
+    "PositiveMoney",
+    MetaSchema {
+        description: Some(
+            "Exact amount: a JSON number greater than 0 with at most 2 decimal places, at most 1000000000000.",
+        ),
+        minimum: Some(0.0),
+        exclusive_minimum: Some(true),
+        maximum: Some(MAX_MAJOR as f64),
+        multiple_of: Some(0.01),
+        example: Some(Value::from(199.99)),
+        ..MetaSchema::new("number")
     }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema {
-            description: Some(
-                "Exact amount: a JSON number greater than 0 with at most 2 decimal places, at most 1000000000000.",
-            ),
-            minimum: Some(0.0),
-            exclusive_minimum: Some(true),
-            maximum: Some(MAX_MAJOR as f64),
-            multiple_of: Some(0.01),
-            example: Some(Value::from(199.99)),
-            ..MetaSchema::new("number")
-        }))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
+);
 
 impl ParseFromJSON for PositiveMoney {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {

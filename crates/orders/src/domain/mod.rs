@@ -7,11 +7,10 @@ use chrono::{DateTime, Utc};
 use contract::events::PaymentOutcome;
 use contract::money::PositiveMoney;
 use contract::{Money, OrderId, UserId};
-use std::borrow::Cow;
 
 use poem_openapi::Enum;
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::registry::MetaSchema;
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON};
 
 /// Where an order is in its life; it leaves `New` exactly once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -149,38 +148,20 @@ impl<'de> serde::Deserialize<'de> for Description {
     }
 }
 
-impl Type for Description {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "Description".into()
+contract::scalar_type!(
+    Description,
+    "Description",
+    MetaSchema {
+        description: Some(
+            "What the order is for: 1..=1000 characters, not blank, no control characters but tab and line breaks; stored trimmed.",
+        ),
+        min_length: Some(1),
+        max_length: Some(MAX_DESCRIPTION_CHARS),
+        pattern: Some(DESCRIPTION_PATTERN.to_owned()),
+        example: Some(serde_json::Value::from("Book")),
+        ..MetaSchema::new("string")
     }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema {
-            description: Some(
-                "What the order is for: 1..=1000 characters, not blank, no control characters but tab and line breaks; stored trimmed.",
-            ),
-            min_length: Some(1),
-            max_length: Some(MAX_DESCRIPTION_CHARS),
-            pattern: Some(DESCRIPTION_PATTERN.to_owned()),
-            example: Some(serde_json::Value::from("Book")),
-            ..MetaSchema::new("string")
-        }))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
+);
 
 impl ParseFromJSON for Description {
     fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {

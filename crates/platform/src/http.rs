@@ -159,18 +159,20 @@ impl AllowedMethods {
         })
     }
 
-    /// The `Allow` value for a request path, if a route matches it.
+    /// The `Allow` value for a request path, if a route matches it; a literal segment beats a
+    /// parameter, as in the router (`/accounts/topup` is not `/accounts/{user_id}`).
     pub fn allow(&self, path: &str) -> Option<&HeaderValue> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         self.routes
             .iter()
-            .find(|(template, _)| {
+            .filter(|(template, _)| {
                 template.len() == segments.len()
                     && template
                         .iter()
                         .zip(&segments)
                         .all(|(t, s)| t.as_deref().is_none_or(|t| t == *s))
             })
+            .max_by_key(|(template, _)| template.iter().filter(|t| t.is_some()).count())
             .map(|(_, value)| value)
     }
 }
@@ -396,6 +398,11 @@ mod tests {
             .with("/orders", &[Method::GET])
             .with("/orders/{order_id}", &[Method::GET]);
         assert_eq!(allowed.allow("/orders").unwrap(), "GET, HEAD, POST");
+        let accounts = AllowedMethods::default()
+            .with("/accounts/{user_id}", &[Method::GET])
+            .with("/accounts/topup", &[Method::POST]);
+        assert_eq!(accounts.allow("/accounts/topup").unwrap(), "POST");
+        assert_eq!(accounts.allow("/accounts/u1").unwrap(), "GET, HEAD");
         assert_eq!(allowed.allow("/orders/42").unwrap(), "GET, HEAD");
         assert!(allowed.allow("/orders/42/x").is_none());
         assert!(allowed.allow("/accounts").is_none());

@@ -18,7 +18,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::process::{Child, Command};
 
-use crate::toxi::Toxiproxy;
+use crate::toxi::{Toxiproxy, spawn_logged};
 
 /// Where the harness finds its infrastructure and binaries.
 #[derive(Debug, Clone)]
@@ -451,17 +451,12 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(&p.log)?;
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(p.env.iter().cloned())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .kill_on_drop(true)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("start {bin:?}"))?;
+            .envs(p.env.iter().cloned());
+        let child = spawn_logged(command, out).with_context(|| format!("start {bin:?}"))?;
         p.child = Some(child);
         p.paused = false;
         Ok(())

@@ -49,19 +49,25 @@ pub async fn binary(root: &Path) -> Result<PathBuf, String> {
     Ok(bin)
 }
 
+/// Starts `command` in a process group of its own (so a signal to the harness does not reach
+/// it, and a kill reaches all of it), stdout and stderr into `log`, killed if dropped.
+pub fn spawn_logged(mut command: Command, log: std::fs::File) -> anyhow::Result<Child> {
+    Ok(command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .process_group(0)
+        .spawn()?)
+}
+
 impl Toxiproxy {
     /// Starts the server on `port`, logging to `log`, and waits until its API answers.
     pub async fn start(bin: &Path, port: u16, log: &Path) -> anyhow::Result<Self> {
         let out = std::fs::File::create(log).with_context(|| format!("create {log:?}"))?;
-        let child = Command::new(bin)
-            .args(["-host", "127.0.0.1", "-port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .kill_on_drop(true)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("start {bin:?}"))?;
+        let mut command = Command::new(bin);
+        command.args(["-host", "127.0.0.1", "-port", &port.to_string()]);
+        let child = spawn_logged(command, out).with_context(|| format!("start {bin:?}"))?;
         let proxy = Toxiproxy {
             child,
             api: format!("http://127.0.0.1:{port}"),

@@ -47,16 +47,12 @@ pub fn app(
         Arc::new(UpstreamProbe::new(orders.clone(), client.clone())),
         Arc::new(UpstreamProbe::new(payments.clone(), client.clone())),
     ];
-    let allowed = openapi::routes();
+    let allowed = Arc::new(openapi::routes());
     let api = openapi::own(HealthApi::new(probes));
     let swagger = openapi::swagger(&api);
 
-    let orders = Arc::new(Proxy::new(
-        orders,
-        client.clone(),
-        Arc::new(allowed.clone()),
-    ));
-    let payments = Arc::new(Proxy::new(payments, client, Arc::new(allowed.clone())));
+    let orders = Arc::new(Proxy::new(orders, client.clone(), allowed.clone()));
+    let payments = Arc::new(Proxy::new(payments, client, allowed.clone()));
     let routes = Route::new()
         .at("/orders", orders.clone())
         .at("/orders/*rest", orders)

@@ -58,19 +58,18 @@ fn too_large() -> poem::Error {
 /// the `Allow` header RFC 9110 §15.5.6 requires, from `allowed`.
 pub fn finish(
     app: impl IntoEndpoint<Endpoint: 'static>,
-    allowed: AllowedMethods,
+    allowed: std::sync::Arc<AllowedMethods>,
 ) -> impl Endpoint<Output = Response> {
-    let allowed = std::sync::Arc::new(allowed);
     app.into_endpoint()
         .around(limit_body)
         .catch_all_error(|err| async move { envelope_response(err) })
         .around(move |next, req| {
             let allowed = allowed.clone();
             async move {
-                let path = req.uri().path().to_owned();
+                let uri = req.uri().clone();
                 let mut resp = next.call(req).await?;
                 if resp.status() == StatusCode::METHOD_NOT_ALLOWED
-                    && let Some(allow) = allowed.allow(&path)
+                    && let Some(allow) = allowed.allow(uri.path())
                 {
                     resp.headers_mut().insert(header::ALLOW, allow.clone());
                 }
@@ -84,8 +83,18 @@ pub fn finish(
 /// plus the few plain routes a service adds beside them.
 #[derive(Debug, Default, Clone)]
 pub struct AllowedMethods {
-    /// Path template segments (`None` matches any one segment) and the header value.
-    routes: Vec<(Vec<Option<String>>, HeaderValue)>,
+    routes: Vec<AllowedRoute>,
+}
+
+/// One path template, its methods, and the `Allow` value they make.
+#[derive(Debug, Clone)]
+struct AllowedRoute {
+    /// Segments; `None` matches any one segment.
+    template: Vec<Option<String>>,
+    /// Sorted, without duplicates.
+    methods: Vec<Method>,
+    /// `methods` joined, built once.
+    allow: HeaderValue,
 }
 
 impl AllowedMethods {
@@ -101,32 +110,30 @@ impl AllowedMethods {
 
     /// Adds (or extends) `path` with `methods`; a route with GET also answers HEAD, as poem does.
     pub fn with(mut self, path: &str, methods: &[Method]) -> Self {
-        let segments: Vec<Option<String>> = path
+        let template: Vec<Option<String>> = path
             .trim_matches('/')
             .split('/')
             .map(|s| (!(s.starts_with('{') || s.starts_with(':'))).then(|| s.to_owned()))
             .collect();
-        let mut names: Vec<String> = match self.routes.iter().position(|(s, _)| *s == segments) {
-            Some(i) => {
-                let (_, old) = self.routes.remove(i);
-                old.to_str()
-                    .unwrap_or_default()
-                    .split(", ")
-                    .map(str::to_owned)
-                    .collect()
-            }
+        let mut all = match self.routes.iter().position(|r| r.template == template) {
+            Some(i) => self.routes.remove(i).methods,
             None => Vec::new(),
         };
         for m in methods {
-            names.push(m.as_str().to_owned());
+            all.push(m.clone());
             if *m == Method::GET {
-                names.push(Method::HEAD.as_str().to_owned());
+                all.push(Method::HEAD);
             }
         }
-        names.sort();
-        names.dedup();
-        if let Ok(value) = HeaderValue::from_str(&names.join(", ")) {
-            self.routes.push((segments, value));
+        all.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        all.dedup();
+        let joined: Vec<&str> = all.iter().map(Method::as_str).collect();
+        if let Ok(allow) = HeaderValue::from_str(&joined.join(", ")) {
+            self.routes.push(AllowedRoute {
+                template,
+                methods: all,
+                allow,
+            });
         }
         self
     }
@@ -150,30 +157,28 @@ impl AllowedMethods {
 
     /// Whether a route matching `path` answers `method`; `None` when no route matches.
     pub fn allows(&self, path: &str, method: &Method) -> Option<bool> {
-        self.allow(path).map(|allow| {
-            allow
-                .to_str()
-                .unwrap_or_default()
-                .split(", ")
-                .any(|m| m == method.as_str())
-        })
+        self.route(path).map(|r| r.methods.contains(method))
     }
 
-    /// The `Allow` value for a request path, if a route matches it; a literal segment beats a
-    /// parameter, as in the router (`/accounts/topup` is not `/accounts/{user_id}`).
+    /// The `Allow` value for a request path, if a route matches it.
     pub fn allow(&self, path: &str) -> Option<&HeaderValue> {
+        self.route(path).map(|r| &r.allow)
+    }
+
+    /// The route matching `path`; a literal segment beats a parameter, as in the router
+    /// (`/accounts/topup` is not `/accounts/{user_id}`).
+    fn route(&self, path: &str) -> Option<&AllowedRoute> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         self.routes
             .iter()
-            .filter(|(template, _)| {
-                template.len() == segments.len()
-                    && template
+            .filter(|r| {
+                r.template.len() == segments.len()
+                    && r.template
                         .iter()
                         .zip(&segments)
                         .all(|(t, s)| t.as_deref().is_none_or(|t| t == *s))
             })
-            .max_by_key(|(template, _)| template.iter().filter(|t| t.is_some()).count())
-            .map(|(_, value)| value)
+            .max_by_key(|r| r.template.iter().filter(|t| t.is_some()).count())
     }
 }
 
@@ -331,7 +336,7 @@ mod tests {
     fn app() -> impl Endpoint {
         finish(
             Route::new().at("/echo", post(echo)),
-            AllowedMethods::default().with("/echo", &[Method::POST]),
+            std::sync::Arc::new(AllowedMethods::default().with("/echo", &[Method::POST])),
         )
     }
 

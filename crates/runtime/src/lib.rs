@@ -150,8 +150,10 @@ fn app<T: OpenApi + 'static>(
         Arc::new(BusProbe(bus)),
         Arc::new(ConsumerProbe(consumer.joined())),
     ]);
-    let allowed = AllowedMethods::of(&<(T, HealthApi) as OpenApi>::meta())
-        .with("/openapi.json", &[Method::GET]);
+    let allowed = Arc::new(
+        AllowedMethods::of(&<(T, HealthApi) as OpenApi>::meta())
+            .with("/openapi.json", &[Method::GET]),
+    );
     let api = OpenApiService::new((BodyErrors(api), health), title, version);
     let spec = api.spec_endpoint();
     platform::http::finish(

@@ -100,8 +100,8 @@ rabbitmq_start() {
 	fi
 
 	mkdir -p "$RMQ_DIR/mnesia" "$RMQ_DIR/log"
-	# Only the consistent-hash exchange bus::rabbitmq routes keys with (no management UI port).
-	echo '[rabbitmq_consistent_hash_exchange].' >"$RMQ_DIR/enabled_plugins"
+	# No plugin: bus::rabbitmq routes keys itself (and no management UI port is opened).
+	echo '[].' >"$RMQ_DIR/enabled_plugins"
 	cat >"$RMQ_DIR/rabbitmq.conf" <<'EOF'
 # Written by dev/stack.sh. Listener address/port come from RABBITMQ_NODE_IP_ADDRESS/_PORT.
 log.file.level = info

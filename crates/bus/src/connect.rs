@@ -11,7 +11,7 @@ use crate::{BusError, MessageBus, TopicSpec};
 pub enum BrokerKind {
     /// Apache Kafka (the default).
     Kafka,
-    /// RabbitMQ with the consistent-hash exchange plugin.
+    /// RabbitMQ (no plugin needed).
     RabbitMq,
 }
 

@@ -5,8 +5,8 @@
 //!   message carries (`message-id`, `message-type`).
 //! - [`MessageBus`] / [`Subscription`]: the one abstraction relays and consumers use;
 //!   [`kafka`] implements it with rdkafka (idempotent producer, `acks=all`, offsets committed
-//!   only after the handler succeeded), [`rabbitmq`] with lapin (publisher confirms, one
-//!   consistent-hash exchange per group into single-active-consumer queues, manual acks).
+//!   only after the handler succeeded), [`rabbitmq`] with lapin (publisher confirms, keys
+//!   hashed by the publisher into each group's single-active-consumer queues, manual acks).
 //! - [`outbox`]: the generic relay both services run. Rows written in the same transaction as the
 //!   business change are published per key in `seq` order by whichever relay instance holds the
 //!   key's advisory lock, and marked published only after the broker acknowledged them

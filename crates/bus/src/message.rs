@@ -63,6 +63,19 @@ pub(crate) enum TokenKind {
     None,
 }
 
+impl AckToken {
+    /// The unit of per-key order the delivery came through — a Kafka partition, a RabbitMQ
+    /// queue of the group — so a caller can tell where a key lives without knowing the broker.
+    pub fn partition(&self) -> u32 {
+        match &self.0 {
+            TokenKind::Kafka { partition, .. } => u32::try_from(*partition).unwrap_or(u32::MAX),
+            TokenKind::Rabbit { queue, .. } => u32::try_from(*queue).unwrap_or(u32::MAX),
+            #[cfg(test)]
+            TokenKind::None => 0,
+        }
+    }
+}
+
 impl std::fmt::Debug for AckToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {

@@ -5,12 +5,16 @@
 //! process that publishes to or consumes from `T`):
 //!
 //! ```text
-//! exchange T (fanout) ──► exchange T/g (x-consistent-hash, one per group)
-//!                           ──► queues T/g/0 … T/g/N-1 (classic, x-single-active-consumer)
+//! exchange T/direct (direct) ──[routing key i]──► queue T/g/i of every group g, i in 0..N
+//!                                                  (classic, x-single-active-consumer)
 //! ```
 //!
-//! - The consistent-hash exchange routes on the routing key (the message key, the user id), so
-//!   one key always lands in the same queue: the queue plays the role of a Kafka partition.
+//! - The publisher picks the queue: `i` = [`queue_for`] (a fixed hash of the message key, the
+//!   user id, modulo N), so one key always lands in the same queue of every group, across
+//!   restarts: the queue plays the role of a Kafka partition. The key travels in the
+//!   `message-key` header. (RabbitMQ's consistent-hash exchange is not used: it rebuilds its
+//!   ring in binding-recovery order when the node boots, which moves keys between queues while
+//!   their older messages still wait in the old ones — rabbitmq-server #3386.)
 //! - `x-single-active-consumer` lets any number of instances subscribe to every queue while the
 //!   broker delivers each queue to one of them at a time, in order; the others take over when
 //!   it goes away. A plain shared queue with competing consumers would reorder one user.
@@ -30,8 +34,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{
@@ -49,8 +52,8 @@ use crate::{BusError, Joined, MessageBus, Subscription, TopicSpec};
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on connecting, so `/health` and start-up never hang on a dead address.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Points each queue takes on the hash ring: more points, a more even spread of keys.
-const RING_WEIGHT: &str = "20";
+/// Header carrying the message key: the routing key is the queue index.
+const HEADER_MESSAGE_KEY: &str = "message-key";
 /// AMQP reply code of a normal close.
 const REPLY_SUCCESS: u16 = 200;
 
@@ -89,9 +92,23 @@ impl RabbitSettings {
     }
 }
 
-/// The exchange of group `group` on `topic`.
-fn group_exchange(topic: &str, group: &str) -> String {
-    format!("{topic}/{group}")
+/// The exchange publishers of `topic` send to; every group's queue `i` is bound to it with
+/// routing key `i`.
+fn topic_exchange(topic: &str) -> String {
+    format!("{topic}/direct")
+}
+
+/// The queue (of every group, `0..queues`) that messages of `key` go to: FNV-1a (64 bit) of the
+/// key's bytes modulo `queues`. A fixed function, the same in every process, version and after
+/// any restart; changing it or `RABBITMQ_QUEUES` moves keys.
+pub fn queue_for(key: &str, queues: u16) -> usize {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = key
+        .bytes()
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    // The remainder is below `queues`, a u16: it fits any usize.
+    (hash % u64::from(queues.max(1))) as usize
 }
 
 /// Queue `index` of group `group` on `topic`.
@@ -119,40 +136,18 @@ fn durable_exchange() -> ExchangeDeclareOptions {
     }
 }
 
-/// Declares exchange `topic` and, for each group, its hash exchange and queues.
+/// Declares the exchange of `topic` and, for each group, its queues bound by index.
 async fn declare_topic(channel: &Channel, spec: &TopicSpec, queues: u16) -> Result<(), BusError> {
+    let exchange = topic_exchange(&spec.topic);
     channel
         .exchange_declare(
-            spec.topic.as_str().into(),
-            ExchangeKind::Fanout,
+            exchange.as_str().into(),
+            ExchangeKind::Direct,
             durable_exchange(),
             FieldTable::default(),
         )
         .await?;
     for group in &spec.groups {
-        let exchange = group_exchange(&spec.topic, group);
-        channel
-            .exchange_declare(
-                exchange.as_str().into(),
-                ExchangeKind::Custom("x-consistent-hash".into()),
-                durable_exchange(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| {
-                broker_error(format!(
-                    "cannot declare {exchange:?} (is the rabbitmq_consistent_hash_exchange plugin enabled?): {e}"
-                ))
-            })?;
-        channel
-            .exchange_bind(
-                exchange.as_str().into(),
-                spec.topic.as_str().into(),
-                "".into(),
-                ExchangeBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
         let mut args = FieldTable::default();
         args.insert(
             "x-queue-type".into(),
@@ -175,7 +170,7 @@ async fn declare_topic(channel: &Channel, spec: &TopicSpec, queues: u16) -> Resu
                 .queue_bind(
                     queue.as_str().into(),
                     exchange.as_str().into(),
-                    RING_WEIGHT.into(),
+                    index.to_string().as_str().into(),
                     QueueBindOptions::default(),
                     FieldTable::default(),
                 )
@@ -251,6 +246,10 @@ impl RabbitBus {
 
 fn properties(message: &Message) -> BasicProperties {
     let mut headers = FieldTable::default();
+    headers.insert(
+        HEADER_MESSAGE_KEY.into(),
+        AMQPValue::LongString(message.key.as_str().into()),
+    );
     for (k, v) in &message.headers {
         headers.insert(k.as_str().into(), AMQPValue::LongString(v.as_str().into()));
     }
@@ -271,11 +270,13 @@ impl MessageBus for RabbitBus {
 
     async fn publish(&self, topic: &str, message: &Message) -> Result<(), BusError> {
         let (_, channel) = self.publisher().await?;
+        let exchange = topic_exchange(topic);
+        let queue = queue_for(&message.key, self.settings.queues).to_string();
         let confirm = async {
             channel
                 .basic_publish(
-                    topic.into(),
-                    message.key.as_str().into(),
+                    exchange.as_str().into(),
+                    queue.as_str().into(),
                     BasicPublishOptions {
                         mandatory: true,
                         ..BasicPublishOptions::default()
@@ -462,6 +463,7 @@ impl RabbitSubscription {
 fn to_delivery(topic: &str, queue: usize, epoch: u64, d: lapin::message::Delivery) -> Delivery {
     let props = &d.properties;
     let mut headers = Vec::new();
+    let mut key = None;
     if let Some(id) = props.message_id() {
         headers.push((HEADER_MESSAGE_ID.to_owned(), id.to_string()));
     }
@@ -477,14 +479,16 @@ fn to_delivery(topic: &str, queue: usize, epoch: u64, d: lapin::message::Deliver
                 AMQPValue::ShortString(s) => Some(s.to_string()),
                 _ => None,
             };
-            if let Some(text) = text {
-                headers.push((k.to_string(), text));
+            match text {
+                Some(text) if k.as_str() == HEADER_MESSAGE_KEY => key = Some(text),
+                Some(text) => headers.push((k.to_string(), text)),
+                None => {}
             }
         }
     }
     Delivery {
         topic: topic.to_owned(),
-        key: Some(d.routing_key.to_string()).filter(|k| !k.is_empty()),
+        key: key.filter(|k| !k.is_empty()),
         payload: d.data,
         headers,
         token: AckToken(TokenKind::Rabbit {
@@ -590,6 +594,37 @@ impl Drop for RabbitSubscription {
                     let _ = live.connection.close(REPLY_SUCCESS, "dropped".into()).await;
                 });
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_s_queue_is_a_fixed_function_of_key_and_count() {
+        // Pinned values: a change of the function would move every deployed key.
+        assert_eq!(queue_for("", 3), 0xcbf2_9ce4_8422_2325_u64 as usize % 3);
+        assert_eq!(queue_for("a", 3), 0xaf63_dc4c_8601_ec8c_u64 as usize % 3);
+        assert_eq!(
+            queue_for("foobar", 7),
+            0x8594_4171_f739_67e8_u64 as usize % 7
+        );
+        let key = "6f1c9a4e-2b7d-4c8e-9f10-3a5b7c9d1e2f";
+        assert_eq!(queue_for(key, 3), queue_for(key, 3));
+        assert_eq!(queue_for(key, 1), 0);
+        assert_eq!(queue_for(key, 0), 0, "no queue count divides by zero");
+    }
+
+    #[test]
+    fn user_ids_spread_over_the_queues() {
+        let mut counts = [0usize; 3];
+        for _ in 0..3_000 {
+            counts[queue_for(&uuid::Uuid::new_v4().to_string(), 3)] += 1;
+        }
+        for c in counts {
+            assert!((800..=1_200).contains(&c), "uneven spread: {counts:?}");
         }
     }
 }

@@ -11,7 +11,6 @@ use std::sync::OnceLock;
 use testcontainers_modules::kafka::apache::{KAFKA_PORT, Kafka};
 use testcontainers_modules::postgres::Postgres;
 use testcontainers_modules::rabbitmq::RabbitMq;
-use testcontainers_modules::testcontainers::core::{CmdWaitFor, ExecCommand};
 use testcontainers_modules::testcontainers::runners::SyncRunner;
 use testcontainers_modules::testcontainers::{Container, Image};
 
@@ -40,18 +39,7 @@ pub fn url_for(name: &str) -> Option<String> {
             format!("127.0.0.1:{port}")
         }),
         "AMQP_URL" => RABBITMQ.get_or_init(|| {
-            let rabbit = start(RabbitMq::default());
-            // bus::rabbitmq routes keys with the consistent-hash exchange: enable it online.
-            let enable = ExecCommand::new([
-                "rabbitmq-plugins",
-                "enable",
-                "rabbitmq_consistent_hash_exchange",
-            ])
-            .with_cmd_ready_condition(CmdWaitFor::exit_code(0));
-            rabbit
-                .exec(enable)
-                .expect("enable rabbitmq_consistent_hash_exchange in the container");
-            let port = keep(rabbit, 5672);
+            let port = keep(start(RabbitMq::default()), 5672);
             format!("amqp://guest:guest@127.0.0.1:{port}/%2f")
         }),
         _ => return None,

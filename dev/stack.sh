@@ -4,8 +4,9 @@
 #   up       PostgreSQL + Kafka (+ RabbitMQ when BROKER=rabbitmq or STACK_RABBITMQ=1), build,
 #            orders + payments + gateway, nginx for the frontend
 #   infra    PostgreSQL + Kafka + RabbitMQ only (STACK_RABBITMQ=0 leaves RabbitMQ out)
-#   test     whatever is not running yet (both brokers), `cargo test --workspace` and the browser
-#            tests of frontend/ with the services on Kafka, then the end-to-end and browser
+#   test     whatever is not running yet (both brokers), `cargo test --workspace`, every bench
+#            once (`cargo test -p benches --benches`) and the browser tests of frontend/ with the
+#            services on Kafka, then the end-to-end and browser
 #            suites again on RabbitMQ, each phase ending with the short fault round
 #            (crates/faults), schemathesis against the gateway once; then stops what it started. Extra cargo args: STACK_TEST_ARGS
 #   down     stops everything of ours in reverse order and checks that nothing is left
@@ -352,6 +353,9 @@ cmd_test() {
 	log "  against TEST_DATABASE_URL=$TEST_DATABASE_URL KAFKA_BROKERS=$KAFKA_BROKERS AMQP_URL=$AMQP_URL GATEWAY_URL=$GATEWAY_URL"
 	BROKER=kafka cargo_test --workspace "${extra[@]}" || rc=1
 	results+=("cargo test --workspace (services on kafka): $CARGO_RESULT")
+	# Every criterion bench built and run once (test mode): they must keep working; no timing.
+	cargo_test -p benches --benches || rc=1
+	results+=("benches, each once (cargo test -p benches --benches): $CARGO_RESULT")
 	BROKER=kafka browser_tests || rc=1
 	results+=("browser tests (kafka): $UI_RESULT")
 	loadgen_smoke || rc=1

@@ -28,7 +28,7 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::stats::{Latencies, Report};
+use crate::stats::{Latencies, Report, Run};
 
 /// Command line; every option also reads the environment the local stack exports.
 #[derive(Debug, Parser)]
@@ -64,6 +64,35 @@ struct Args {
     /// How long to wait for the last order to settle.
     #[arg(long, default_value_t = 120)]
     settle_timeout_s: u64,
+    /// Backlog mode: a shell command run once the accounts are open and before the first order,
+    /// stopping what settles orders (e.g. `kill -STOP` of payments), so a backlog builds up.
+    #[arg(long, requires = "backlog_release")]
+    backlog_hold: Option<String>,
+    /// Backlog mode: the shell command that lets it run again once every order was answered;
+    /// settled/s is then measured from this moment: the pipeline alone draining the backlog.
+    #[arg(long, requires = "backlog_hold")]
+    backlog_release: Option<String>,
+}
+
+/// Runs `command` with `sh -c`, failing on a non-zero exit.
+async fn shell(command: &str) -> anyhow::Result<()> {
+    let status = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .status()
+        .await
+        .with_context(|| format!("run {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?}: {status}");
+    }
+    Ok(())
+}
+
+/// Now, in seconds since the epoch (the clock the rows' timestamps use on this machine).
+fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// What one POST /orders gave: the order id (if accepted) and how long it took.
@@ -100,6 +129,10 @@ async fn main() -> anyhow::Result<()> {
         }
     );
 
+    if let Some(hold) = &args.backlog_hold {
+        eprintln!("backlog mode: {hold}");
+        shell(hold).await?;
+    }
     let start = Instant::now();
     let posted = Arc::new(Mutex::new(Vec::with_capacity(args.orders)));
     let progress = tokio::spawn(progress(posted.clone(), args.orders));
@@ -118,6 +151,15 @@ async fn main() -> anyhow::Result<()> {
         post_wall.as_secs_f64()
     );
 
+    let drain_from = match &args.backlog_release {
+        Some(release) => {
+            eprintln!("backlog of {} orders: {release}", ids.len());
+            let at = epoch_now();
+            shell(release).await?;
+            Some(at)
+        }
+        None => None,
+    };
     let settled = wait_settled(&db, &ids, Duration::from_secs(args.settle_timeout_s)).await?;
     let pgbench = match &args.pgbench_db {
         Some(url) if args.pgbench_seconds > 0 => {
@@ -130,16 +172,20 @@ async fn main() -> anyhow::Result<()> {
         json!({
             "target": args.target,
             "mode": args.rate.map_or("closed".to_owned(), |r| format!("open {r}/s")),
+            "backlog": drain_from.is_some(),
             "clients": args.clients,
             "orders": args.orders,
             "users": args.users,
         }),
-        Latencies::from(posted.iter().map(|p| p.latency).collect::<Vec<_>>()),
-        posted.iter().map(|p| p.at).collect(),
-        refused,
-        post_wall,
-        &settled,
-        pgbench,
+        Run {
+            post: Latencies::from(posted.iter().map(|p| p.latency).collect::<Vec<_>>()),
+            post_at: posted.iter().map(|p| p.at).collect(),
+            refused,
+            post_wall,
+            settled: &settled,
+            drain_from,
+            pgbench_tps: pgbench,
+        },
     );
     println!("{}", report.summary());
     if let Some(path) = &args.report {

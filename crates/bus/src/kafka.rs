@@ -244,9 +244,23 @@ struct Ownership {
     /// Next offset to commit per owned partition: what a revocation or `close` commits
     /// synchronously.
     acked: HashMap<Tp, i64>,
+    /// Something was acknowledged since the last commit went out.
+    dirty: bool,
 }
 
 impl Ownership {
+    /// What was acknowledged, as one list to commit; clears `dirty`.
+    fn take_dirty(&mut self) -> Result<Option<TopicPartitionList>, KafkaError> {
+        if !std::mem::take(&mut self.dirty) {
+            return Ok(None);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in &self.acked {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+        }
+        Ok(Some(tpl))
+    }
+
     /// Commits what was acknowledged in `partitions` (all owned ones when `None`) and forgets it.
     fn commit_acked<C: Consumer<GroupContext>>(
         &mut self,
@@ -394,7 +408,15 @@ fn kafka_position(token: &AckToken) -> Result<(i32, i64, u64), BusError> {
 
 #[async_trait]
 impl Subscription for KafkaSubscription {
+    /// Commits (asynchronously, one request for every partition) what was acknowledged since
+    /// the last call: a consumer batch costs one commit, not one per message.
     async fn next(&mut self) -> Result<Delivery, BusError> {
+        let pending = self.consumer.context().ownership().take_dirty()?;
+        if let Some(tpl) = pending {
+            // Async: commits go out in order on one connection; revocation and `close` commit
+            // the last acknowledged offsets synchronously.
+            self.consumer.commit(&tpl, CommitMode::Async)?;
+        }
         loop {
             match self.consumer.recv().await {
                 Ok(msg) => return Ok(self.to_delivery(&msg)),
@@ -422,12 +444,11 @@ impl Subscription for KafkaSubscription {
                 return Ok(());
             }
             own.acked.insert(tp, next);
+            // Committed by the next `next` (the consumer loop asks for the next batch right
+            // after acknowledging this one), or by revocation / `close`. A crash before that
+            // redelivers these messages: duplicates for the inbox, never a loss.
+            own.dirty = true;
         }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&delivery.topic, partition, Offset::Offset(next))?;
-        // Async: commits go out in order on one connection; revocation and `close` commit the
-        // last one synchronously.
-        self.consumer.commit(&tpl, CommitMode::Async)?;
         Ok(())
     }
 

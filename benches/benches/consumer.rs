@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bus::consumer::{BatchSettings, Consumer};
-use bus::kafka::{KafkaBus, KafkaSettings};
-use bus::rabbitmq::{RabbitBus, RabbitSettings};
 use bus::{Message, MessageBus, TopicSpec};
 use contract::events::{PAYMENT_REQUESTED, PaymentRequested};
 use contract::{Money, OrderId, UserId};
@@ -29,31 +27,6 @@ const REQUESTS: usize = 2_000;
 const USERS: usize = 100;
 /// Consumer batch sizes compared (1 is one transaction per message).
 const BATCHES: [usize; 3] = [1, 32, 128];
-
-type Named = (&'static str, Arc<dyn MessageBus>);
-
-/// The stack's brokers, or why the bench cannot run.
-fn brokers() -> Result<Vec<Named>, String> {
-    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    let kafka = KafkaBus::new(KafkaSettings {
-        brokers: var("KAFKA_BROKERS")?,
-        partitions: 3,
-        replication: 1,
-        client_id: "consumer-bench".into(),
-    })
-    .map_err(|e| e.to_string())?;
-    let rabbit = RabbitBus::new(RabbitSettings {
-        url: var("AMQP_URL")?,
-        queues: 3,
-        prefetch: 256,
-        client_id: "consumer-bench".into(),
-    });
-    var("TEST_DATABASE_URL")?;
-    Ok(vec![
-        ("kafka", Arc::new(kafka)),
-        ("rabbitmq", Arc::new(rabbit)),
-    ])
-}
 
 /// Publishes `REQUESTS` payment requests of 1 over `users` to `topic`.
 async fn publish(bus: &dyn MessageBus, topic: &str, users: &[Uuid]) {
@@ -85,7 +58,7 @@ async fn inbox_rows(pool: &sqlx::PgPool) -> i64 {
 }
 
 fn consumer(c: &mut Criterion) {
-    let brokers = match brokers() {
+    let brokers = match benches::brokers("consumer-bench") {
         Ok(b) => b,
         Err(why) => {
             eprintln!("consumer bench skipped: {why} (start the stack and `. .stack/env`)");

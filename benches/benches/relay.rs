@@ -7,12 +7,9 @@
 //! `relay_once` rounds until none is left. Read the figures side by side (batch sizes, brokers),
 //! and against pgbench on the same server (`loadgen`), never as absolute numbers.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bus::kafka::{KafkaBus, KafkaSettings};
 use bus::outbox::{OutboxRelay, RelaySettings};
-use bus::rabbitmq::{RabbitBus, RabbitSettings};
 use bus::{MessageBus, TopicSpec};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use testkit::{TestDb, unique_topic};
@@ -23,32 +20,6 @@ const ROWS: usize = 2_000;
 const KEYS: usize = 100;
 /// Batch sizes compared.
 const BATCHES: [i64; 3] = [10, 100, 500];
-
-/// A broker under its name.
-type Named = (&'static str, Arc<dyn MessageBus>);
-
-/// The stack's brokers, or why the bench cannot run.
-fn brokers() -> Result<Vec<Named>, String> {
-    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    let kafka = KafkaBus::new(KafkaSettings {
-        brokers: var("KAFKA_BROKERS")?,
-        partitions: 3,
-        replication: 1,
-        client_id: "relay-bench".into(),
-    })
-    .map_err(|e| e.to_string())?;
-    let rabbit = RabbitBus::new(RabbitSettings {
-        url: var("AMQP_URL")?,
-        queues: 3,
-        prefetch: 256,
-        client_id: "relay-bench".into(),
-    });
-    var("TEST_DATABASE_URL")?;
-    Ok(vec![
-        ("kafka", Arc::new(kafka)),
-        ("rabbitmq", Arc::new(rabbit)),
-    ])
-}
 
 async fn enqueue(pool: &sqlx::PgPool, topic: &str) {
     let mut tx = pool.begin().await.expect("begin");
@@ -81,7 +52,7 @@ async fn drain(bus: &dyn MessageBus, topic: &str, group: &str, n: usize) {
 }
 
 fn relay(c: &mut Criterion) {
-    let brokers = match brokers() {
+    let brokers = match benches::brokers("relay-bench") {
         Ok(b) => b,
         Err(why) => {
             eprintln!("relay bench skipped: {why} (start the stack and `. .stack/env`)");

@@ -12,7 +12,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
 use bus::rabbitmq::{RabbitBus, RabbitSettings};
@@ -119,15 +118,7 @@ async fn a_broker_restart_keeps_every_key_in_its_queue_and_in_order() {
     }
     // Round 2 waits in the queues across the restart; round 3 is published after it.
     publish_round(&bus, &topic, &keys, 2).await;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let status = tokio::process::Command::new(root.join("dev/stack.sh"))
-        .arg("restart-broker")
-        .env("BROKER", "rabbitmq")
-        .current_dir(&root)
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success(), "dev/stack.sh restart-broker: {status}");
+    testkit::restart_stack_broker(Some("rabbitmq")).await;
     publish_round(&bus, &topic, &keys, 3).await;
 
     for (group, before) in groups.iter().zip(&before) {

@@ -8,7 +8,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::time::Duration;
 
 use e2e::api::Gateway;
@@ -48,14 +47,7 @@ async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let health = tokio::spawn(watch_health(stop.clone()));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let status = tokio::process::Command::new(root.join("dev/stack.sh"))
-        .arg("restart-broker")
-        .current_dir(&root)
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success(), "dev/stack.sh restart-broker: {status}");
+    testkit::restart_stack_broker(None).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.cancel();
     let placed = placing.await.unwrap();

@@ -5,6 +5,7 @@
 //! - [`kafka_brokers`], [`amqp_url`]: the real brokers the stack started (`KAFKA_BROKERS`,
 //!   `AMQP_URL`).
 //! - [`eventually`]: wait on a condition with a deadline instead of sleeping.
+//! - [`restart_stack_broker`]: the broker fault, on the local stack's own broker.
 //!
 //! Missing environment variables fail the test with the command that provides them: these
 //! tests never fall back to a mock. With feature `testcontainers` and a Docker engine, the
@@ -133,6 +134,22 @@ where
 /// A unique topic name, so tests never see each other's messages.
 pub fn unique_topic(prefix: &str) -> String {
     format!("test.{prefix}.{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Restarts the local stack's broker, data kept (`dev/stack.sh restart-broker`), and returns
+/// once it accepts connections again: `broker` names it (`kafka`, `rabbitmq`), `None` leaves
+/// `BROKER` as the caller's environment has it. Panics if the script fails (it refuses a broker
+/// the stack did not start). Callers run in a test binary of their own: nothing else may be
+/// using the broker meanwhile.
+pub async fn restart_stack_broker(broker: Option<&str>) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut command = tokio::process::Command::new(root.join("dev/stack.sh"));
+    command.arg("restart-broker").current_dir(&root);
+    if let Some(broker) = broker {
+        command.env("BROKER", broker);
+    }
+    let status = command.status().await.expect("run dev/stack.sh");
+    assert!(status.success(), "dev/stack.sh restart-broker: {status}");
 }
 
 #[cfg(test)]

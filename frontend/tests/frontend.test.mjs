@@ -112,6 +112,14 @@ describe('UI', () => {
       // The balance follows without a reload.
       await waitForAttr(page, '#balance', 'data-balance', '87.5');
       assert.equal((await page.locator('#balance').textContent()).trim(), '87.50');
+      // Under it, the history (GET /accounts/{id}/transactions): debit, top-up, opening.
+      await page.waitForFunction(() => document.querySelectorAll('#history li').length === 3);
+      assert.deepEqual(
+        await page.locator('#history li').evaluateAll((els) => els.map((e) => e.dataset.kind)),
+        ['DEBIT', 'TOP_UP', 'OPENING'],
+      );
+      assert.equal((await page.locator('#history li .history-amount').first().textContent()).trim(), '−12.50');
+      assert.equal((await page.locator('#history li .history-after').first().textContent()).trim(), 'balance 87.50');
 
       // --- an order that does not fit -> FAILED, reason shown
       const bigRes = await placeOrder(page, '1000', 'Too expensive');

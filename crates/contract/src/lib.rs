@@ -42,6 +42,7 @@ macro_rules! scalar_type {
 pub mod events;
 pub mod ids;
 pub mod money;
+pub mod page;
 
 pub use ids::{OrderId, UserId};
 pub use money::Money;

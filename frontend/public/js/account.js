@@ -3,7 +3,7 @@
 // belonged to the previous one, orders and polling included, and remembers the new id.
 
 import { api, ApiError, parseAmount, newUserId } from './api.js';
-import { t, formatMoney } from './i18n.js';
+import { t, formatMoney, formatDate } from './i18n.js';
 import { $, busy } from './dom.js';
 import { showMsg, clearMsg, showError, showLocalError, resetField } from './messages.js';
 import { renderOrders, loadOrders, stopPolling } from './orders.js';
@@ -16,6 +16,7 @@ export function setUser(id, { balance } = {}) {
   stopPolling();
   state.userId = id;
   state.balance = balance;
+  state.history = [];
   state.orders = [];
   state.ordersKey = '';
   state.pending.clear();
@@ -25,7 +26,7 @@ export function setUser(id, { balance } = {}) {
   renderAccount();
   renderOrders();
   if (!id) return;
-  if (balance === undefined) refreshBalance();
+  refreshBalance(balance === undefined);
   loadOrders();
 }
 
@@ -53,26 +54,62 @@ export function renderAccount() {
     bal.dataset.balance = '';
   }
   bal.hidden = missing;
+  renderHistory();
 
   $('order-fieldset').disabled = !hasUser;
   $('order-need-user').hidden = hasUser;
   $('refresh-btn').disabled = !hasUser;
 }
 
+const HISTORY_KINDS = { OPENING: 'history.opening', TOP_UP: 'history.topUp', DEBIT: 'history.debit' };
+
+// The movements under the balance: what moved, how much (signed), the balance it left, when.
+function renderHistory() {
+  const list = $('history');
+  list.replaceChildren(
+    ...state.history.map((m) => {
+      const li = document.createElement('li');
+      li.dataset.kind = m.kind;
+      const sign = m.kind === 'DEBIT' ? '−' : '+';
+      const what = document.createElement('span');
+      what.className = 'history-kind';
+      what.textContent = t(HISTORY_KINDS[m.kind] || 'history.opening');
+      const amount = document.createElement('span');
+      amount.className = 'history-amount';
+      amount.textContent = `${sign}${formatMoney(Number(m.amount))}`;
+      const after = document.createElement('span');
+      after.className = 'history-after';
+      after.textContent = t('history.after', { balance: formatMoney(Number(m.balance_after)) });
+      const when = document.createElement('time');
+      when.dateTime = m.created_at;
+      when.textContent = formatDate(m.created_at);
+      li.append(what, amount, after, when);
+      return li;
+    }),
+  );
+  $('history-block').hidden = state.history.length === 0;
+}
+
 // ---------------------------------------------------------------- data loading
 
-export async function refreshBalance() {
+/** Reloads the account's history and, when `withBalance` (the default), its balance too. */
+export async function refreshBalance(withBalance = true) {
   const uid = state.userId;
   if (!uid) return;
   try {
-    const acc = await api.getAccount(uid);
+    const [acc, history] = await Promise.all([
+      withBalance ? api.getAccount(uid) : null,
+      api.getHistory(uid),
+    ]);
     if (uid !== state.userId) return;
-    state.balance = Number(acc.balance);
+    if (acc) state.balance = Number(acc.balance);
+    state.history = Array.isArray(history) ? history : [];
     clearMsg($('balance-msg'));
   } catch (err) {
     if (uid !== state.userId) return;
     if (err instanceof ApiError && err.code === 'NOT_FOUND') {
       state.balance = null;
+      state.history = [];
       clearMsg($('balance-msg'));
     } else {
       showError($('balance-msg'), err);
@@ -156,6 +193,7 @@ export function onTopUp(ev) {
       input.value = '';
       renderAccount();
       showMsg(msg, 'success', () => t('topup.done', { amount: formatMoney(amount) }));
+      refreshBalance(false); // the new top-up in the history
     } catch (err) {
       showError(msg, err, { field: input });
       if (err instanceof ApiError && err.code === 'NOT_FOUND') refreshBalance();

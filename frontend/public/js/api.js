@@ -73,6 +73,8 @@ export const api = {
     request('POST', '/accounts', balance === undefined ? { user_id: userId } : { user_id: userId, balance }),
   topUp: (userId, amount) => request('POST', '/accounts/topup', { user_id: userId, amount }),
   getAccount: (userId) => request('GET', `/accounts/${encodeURIComponent(userId)}`),
+  getHistory: (userId, limit = 20) =>
+    request('GET', `/accounts/${encodeURIComponent(userId)}/transactions?limit=${limit}`),
   createOrder: (userId, amount, description) =>
     request('POST', '/orders', { user_id: userId, amount, description }),
   listOrders: (userId, opts) => request('GET', `/orders?user_id=${encodeURIComponent(userId)}`, undefined, opts),

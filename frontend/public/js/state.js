@@ -8,6 +8,8 @@ export const state = {
   userId: null,
   /** undefined: not loaded yet; null: no account for this user id; number: balance */
   balance: undefined,
+  /** the account's latest money movements, newest first (GET /accounts/{id}/transactions) */
+  history: [],
   orders: [],
   ordersKey: '',
   /** order ids whose leaving NEW should trigger a balance refresh */

@@ -210,34 +210,7 @@ pub struct Order {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A page of a user's orders.
-#[derive(Debug, Clone, Copy)]
-pub struct Page {
-    /// 1..=500.
-    pub limit: i64,
-    /// >= 0.
-    pub offset: i64,
-}
-
-/// Default and maximum page sizes of GET /orders.
-pub const DEFAULT_LIMIT: i64 = 100;
-/// See [`DEFAULT_LIMIT`].
-pub const MAX_LIMIT: i64 = 500;
-
-impl Page {
-    /// Validates `limit` and `offset` query values, naming the offending one.
-    pub fn parse(limit: Option<i64>, offset: Option<i64>) -> Result<Self, String> {
-        let limit = limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(format!("limit must be between 1 and {MAX_LIMIT}"));
-        }
-        let offset = offset.unwrap_or(0);
-        if offset < 0 {
-            return Err("offset must not be negative".into());
-        }
-        Ok(Page { limit, offset })
-    }
-}
+pub use contract::page::Page;
 
 #[cfg(test)]
 mod tests {
@@ -270,15 +243,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn page_bounds() {
-        assert_eq!(Page::parse(None, None).unwrap().limit, 100);
-        assert!(Page::parse(Some(0), None).is_err());
-        assert!(Page::parse(Some(501), None).is_err());
-        assert!(Page::parse(Some(500), Some(-1)).is_err());
-        assert_eq!(Page::parse(Some(5), Some(10)).unwrap().offset, 10);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Request and response bodies of the accounts API, exactly as SPEC §2 shows them.
 
+use chrono::{DateTime, Utc};
 use contract::money::PositiveMoney;
-use contract::{Money, UserId};
+use contract::{Money, OrderId, UserId};
 use poem_openapi::Object;
 use serde::Deserialize;
+
+use crate::domain::{HistoryEntry, Movement};
 
 /// Body of POST /accounts.
 #[derive(Debug, Object, Deserialize)]
@@ -44,4 +47,57 @@ pub struct AccountDto {
 pub struct AccountData {
     /// The account.
     pub data: AccountDto,
+}
+
+/// What moved the money, as the history shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TransactionKind {
+    /// The opening balance (always the oldest entry; its amount may be 0).
+    Opening,
+    /// Money added.
+    TopUp,
+    /// Money taken for an order.
+    Debit,
+}
+
+/// One movement of an account's money; balance = Σ OPENING + TOP_UP − DEBIT amounts.
+#[derive(Debug, Object)]
+#[oai(rename = "AccountTransaction")]
+pub struct TransactionDto {
+    /// What it was.
+    pub kind: TransactionKind,
+    /// The order debited; null unless DEBIT.
+    #[oai(nullable)]
+    pub order_id: Option<OrderId>,
+    /// How much moved (always >= 0; the kind says in which direction).
+    pub amount: Money,
+    /// The balance right after this movement.
+    pub balance_after: Money,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<HistoryEntry> for TransactionDto {
+    fn from(e: HistoryEntry) -> Self {
+        let (kind, order_id) = match e.movement {
+            Movement::Opening => (TransactionKind::Opening, None),
+            Movement::TopUp => (TransactionKind::TopUp, None),
+            Movement::Debit(order) => (TransactionKind::Debit, Some(order)),
+        };
+        TransactionDto {
+            kind,
+            order_id,
+            amount: e.amount,
+            balance_after: e.balance_after,
+            created_at: e.at,
+        }
+    }
+}
+
+/// `{"data": [movement, ...]}`, newest first.
+#[derive(Debug, Object)]
+pub struct TransactionList {
+    /// The page of movements.
+    pub data: Vec<TransactionDto>,
 }

@@ -5,21 +5,25 @@
 
 mod dto;
 
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 use sqlx::PgPool;
 
+use contract::page::Page;
 use contract::{Money, UserId};
 use platform::ApiError;
 use platform::body::JsonBody;
 
 use crate::store::{self, CreateError, TopUpError};
-pub use dto::{AccountData, AccountDto, CreateAccountRequest, TopUpRequest};
+pub use dto::{
+    AccountData, AccountDto, CreateAccountRequest, TopUpRequest, TransactionDto, TransactionKind,
+    TransactionList,
+};
 
 #[derive(Tags)]
 enum ApiTags {
-    /// One account per user: open, top up, read the balance.
+    /// One account per user: open, top up, read the balance and its history.
     Accounts,
 }
 
@@ -49,6 +53,14 @@ pub enum AccountResponse {
     /// The account with its current balance.
     #[oai(status = 200)]
     Ok(Json<AccountData>),
+}
+
+/// Answers of GET /accounts/{user_id}/transactions.
+#[derive(ApiResponse)]
+pub enum HistoryResponse {
+    /// A page of the account's money movements, newest first.
+    #[oai(status = 200)]
+    Ok(Json<TransactionList>),
 }
 
 fn account_data(a: crate::domain::Account) -> Json<AccountData> {
@@ -110,6 +122,36 @@ impl AccountsApi {
     ) -> Result<AccountResponse, ApiError> {
         match store::get_account(&self.pool, user_id.0).await? {
             Some(a) => Ok(AccountResponse::Ok(account_data(a))),
+            None => Err(ApiError::not_found(format!(
+                "account of user_id {} not found",
+                user_id.0
+            ))),
+        }
+    }
+
+    /// The account's history: its opening balance, top-ups and debits (with the order), newest
+    /// first, each with the balance it left.
+    #[oai(
+        path = "/accounts/:user_id/transactions",
+        method = "get",
+        tag = "ApiTags::Accounts"
+    )]
+    async fn account_history(
+        &self,
+        /// The account owner's id.
+        user_id: Path<UserId>,
+        /// Page size (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
+        limit: Query<Option<i64>>,
+        /// Entries to skip (default 0).
+        #[oai(validator(minimum(value = "0")))]
+        offset: Query<Option<i64>>,
+    ) -> Result<HistoryResponse, ApiError> {
+        let page = Page::parse(limit.0, offset.0).map_err(ApiError::bad_request)?;
+        match store::history(&self.pool, user_id.0, page).await? {
+            Some(entries) => Ok(HistoryResponse::Ok(Json(TransactionList {
+                data: entries.into_iter().map(TransactionDto::from).collect(),
+            }))),
             None => Err(ApiError::not_found(format!(
                 "account of user_id {} not found",
                 user_id.0

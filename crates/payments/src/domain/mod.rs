@@ -5,7 +5,7 @@
 
 use contract::events::PaymentOutcome;
 use contract::money::PositiveMoney;
-use contract::{Money, UserId};
+use contract::{Money, OrderId, UserId};
 
 /// An account as the API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +14,30 @@ pub struct Account {
     pub user_id: UserId,
     /// Current balance; never negative.
     pub balance: Money,
+}
+
+/// What moved an account's money: one entry of its history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Movement {
+    /// The balance the account was opened with (its first entry, always there).
+    Opening,
+    /// Money added by POST /accounts/topup.
+    TopUp,
+    /// Money taken for an order (FINISHED only: a refused payment moves nothing).
+    Debit(OrderId),
+}
+
+/// One movement with the balance it left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// What it was.
+    pub movement: Movement,
+    /// How much moved (added for the opening and top-ups, taken for a debit).
+    pub amount: Money,
+    /// The balance right after it.
+    pub balance_after: Money,
+    /// When it was recorded.
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// What to do with a payment request given the account's balance (`None`: no account).

@@ -7,10 +7,11 @@
 
 use contract::events::{PaymentOutcome, PaymentRequested};
 use contract::money::PositiveMoney;
-use contract::{Money, UserId};
+use contract::page::Page;
+use contract::{Money, OrderId, UserId};
 use sqlx::{PgConnection, PgPool};
 
-use crate::domain::{Account, decide, outcome_from_db, outcome_to_db};
+use crate::domain::{Account, HistoryEntry, Movement, decide, outcome_from_db, outcome_to_db};
 
 /// Why an account could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -82,16 +83,17 @@ pub async fn top_up(
         .balance
         .checked_add(amount.get())
         .map_err(|_| TopUpError::TooLarge)?;
-    sqlx::query("UPDATE accounts SET balance_minor = $2, updated_at = now() WHERE user_id = $1")
-        .bind(user_id.0)
-        .bind(new_balance.minor())
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO topups (user_id, amount_minor) VALUES ($1, $2)")
-        .bind(user_id.0)
-        .bind(amount.get().minor())
-        .execute(&mut *tx)
-        .await?;
+    let movement = move_balance(&mut tx, user_id, new_balance).await?;
+    sqlx::query(
+        "INSERT INTO topups (user_id, amount_minor, movement, balance_after_minor) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(user_id.0)
+    .bind(amount.get().minor())
+    .bind(movement)
+    .bind(new_balance.minor())
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(Account {
         user_id,
@@ -99,14 +101,103 @@ pub async fn top_up(
     })
 }
 
+/// Sets the (locked) account's balance and numbers the movement; returns its number, which the
+/// caller records with the top-up or debit (the history's exact order).
+async fn move_balance(
+    conn: &mut PgConnection,
+    user_id: UserId,
+    new_balance: Money,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE accounts SET balance_minor = $2, movements = movements + 1, updated_at = now() \
+         WHERE user_id = $1 RETURNING movements",
+    )
+    .bind(user_id.0)
+    .bind(new_balance.minor())
+    .fetch_one(conn)
+    .await
+}
+
 /// The account of `user_id`, if any.
 pub async fn get_account(pool: &PgPool, user_id: UserId) -> Result<Option<Account>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    get_account_on(&mut conn, user_id).await
+}
+
+async fn get_account_on(
+    conn: &mut PgConnection,
+    user_id: UserId,
+) -> Result<Option<Account>, sqlx::Error> {
     let balance: Option<i64> =
         sqlx::query_scalar("SELECT balance_minor FROM accounts WHERE user_id = $1")
             .bind(user_id.0)
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?;
     balance.map(|b| account(user_id, b)).transpose()
+}
+
+/// One row of the history query.
+type HistoryRow = (
+    String,
+    Option<uuid::Uuid>,
+    i64,
+    i64,
+    chrono::DateTime<chrono::Utc>,
+);
+
+/// The account's money movements, newest first (`None`: no such account). Ordered by the
+/// account's movement numbers, which the row lock hands out in commit order.
+pub async fn history(
+    pool: &PgPool,
+    user_id: UserId,
+    page: Page,
+) -> Result<Option<Vec<HistoryEntry>>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // One snapshot for the existence check and the page.
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    if get_account_on(&mut tx, user_id).await?.is_none() {
+        return Ok(None);
+    }
+    let rows: Vec<HistoryRow> = sqlx::query_as(
+        "SELECT kind, order_id, amount_minor, balance_after_minor, at FROM ( \
+            SELECT 'TOP_UP' AS kind, NULL::uuid AS order_id, amount_minor, balance_after_minor, \
+                   created_at AS at, movement FROM topups WHERE user_id = $1 \
+            UNION ALL \
+            SELECT 'DEBIT', order_id, amount_minor, balance_after_minor, created_at, movement \
+              FROM transactions WHERE user_id = $1 AND movement IS NOT NULL \
+            UNION ALL \
+            SELECT 'OPENING', NULL, opening_minor, opening_minor, created_at, 0 \
+              FROM accounts WHERE user_id = $1 \
+         ) h ORDER BY movement DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(user_id.0)
+    .bind(page.limit)
+    .bind(page.offset)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let money = |minor: i64, what: &str| {
+        Money::from_minor(minor).map_err(|e| sqlx::Error::Decode(format!("{what}: {e}").into()))
+    };
+    rows.into_iter()
+        .map(|(kind, order_id, amount, after, at)| {
+            let movement = match (kind.as_str(), order_id) {
+                ("OPENING", _) => Movement::Opening,
+                ("TOP_UP", _) => Movement::TopUp,
+                ("DEBIT", Some(id)) => Movement::Debit(OrderId(id)),
+                _ => return Err(sqlx::Error::Decode(format!("history kind {kind:?}").into())),
+            };
+            Ok(HistoryEntry {
+                movement,
+                amount: money(amount, "amount")?,
+                balance_after: money(after, "balance after")?,
+                at,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// Locks the accounts of `users` (sorted by id by the caller) for the rest of the transaction.
@@ -191,26 +282,26 @@ pub async fn pay(
         .map(|b| account(req.user_id, b).map(|a| a.balance))
         .transpose()?;
     let outcome = decide(balance, amount);
+    let mut moved = None;
     if let (PaymentOutcome::Finished, Some(balance)) = (outcome, balance) {
         // The row is locked, so the balance read above is current: write the exact result.
         let new_balance = balance
             .checked_sub(amount.get())
             .map_err(|e| sqlx::Error::Decode(format!("debit: {e}").into()))?;
-        sqlx::query(
-            "UPDATE accounts SET balance_minor = $2, updated_at = now() WHERE user_id = $1",
-        )
-        .bind(req.user_id.0)
-        .bind(new_balance.minor())
-        .execute(&mut *conn)
-        .await?;
+        let movement = move_balance(conn, req.user_id, new_balance).await?;
+        moved = Some((movement, new_balance.minor()));
     }
     sqlx::query(
-        "INSERT INTO transactions (order_id, user_id, amount_minor, outcome) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO transactions \
+         (order_id, user_id, amount_minor, outcome, movement, balance_after_minor) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(req.order_id.0)
     .bind(req.user_id.0)
     .bind(amount.get().minor())
     .bind(outcome_to_db(outcome))
+    .bind(moved.map(|(m, _)| m))
+    .bind(moved.map(|(_, b)| b))
     .execute(&mut *conn)
     .await?;
     Ok(outcome)

@@ -15,6 +15,7 @@
 //!   then; unknown routes and wrong methods.
 //! - [`payment_requests`]: payment requests consumed from the bus debit at most once per order,
 //!   results are published, poison is dead-lettered, and money is conserved.
+//! - [`history`]: the account's movements, newest first, adding up to the balance.
 //! - [`lifecycle`]: restart without losing or repeating work; an unreachable broker.
 
 // Tests may unwrap (house style: `unwrap()` only in tests).
@@ -22,6 +23,7 @@
 
 mod accounts;
 mod helpers;
+mod history;
 mod lifecycle;
 mod messaging;
 mod payment_requests;

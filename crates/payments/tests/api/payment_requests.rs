@@ -281,6 +281,11 @@ async fn concurrent_top_ups_and_debits_lose_no_update() {
     assert_eq!(app.balance(user).await, expected.to_string());
     assert_eq!(app.count("topups").await, 10);
     app.assert_money_conserved().await;
+    // The history orders the interleaved movements into one exact chain.
+    assert_eq!(
+        crate::history::assert_history_is_one_chain(&app, user).await,
+        10
+    );
 
     results.close().await.unwrap();
     app.stop().await;

@@ -249,9 +249,10 @@ struct Ownership {
 }
 
 impl Ownership {
-    /// What was acknowledged, as one list to commit; clears `dirty`.
+    /// What was acknowledged, as one list to commit; clears `dirty`. `None` when nothing is left
+    /// to commit (a revocation may have committed and forgotten it since the last `ack`).
     fn take_dirty(&mut self) -> Result<Option<TopicPartitionList>, KafkaError> {
-        if !std::mem::take(&mut self.dirty) {
+        if !std::mem::take(&mut self.dirty) || self.acked.is_empty() {
             return Ok(None);
         }
         let mut tpl = TopicPartitionList::new();

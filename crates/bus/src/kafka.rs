@@ -5,6 +5,7 @@
 //! for a message the caller acknowledged, so a crash before that means redelivery, never loss.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -30,6 +31,15 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 const TRANSIENT_PAUSE: Duration = Duration::from_millis(200);
 /// Bound on blocking metadata and commit calls.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Consecutive delivery timeouts (no delivery in between) after which the producer is replaced.
+/// A broker restart costs a few; a producer that lost every broker from its metadata (it only
+/// re-bootstraps on a timer) would otherwise time out every publish until that timer fires.
+const REPLACE_AFTER_TIMEOUTS: u32 = 3;
+/// How long a client may fail to obtain metadata before it re-bootstraps from
+/// `bootstrap.servers` (librdkafka's default is 5 minutes). During a controlled shutdown the
+/// broker can answer metadata without itself in the broker list; a client that then forgets its
+/// only broker sits without any until it re-bootstraps.
+const REBOOTSTRAP_AFTER: Duration = Duration::from_secs(10);
 
 /// Connection settings; defaults match the local stack.
 #[derive(Debug, Clone)]
@@ -61,17 +71,25 @@ impl KafkaSettings {
 /// An idempotent producer that hits a fatal error (e.g. an out-of-order sequence after a broker
 /// lost acknowledged writes) refuses every later publish. The bus notices it on the next publish
 /// or `/health` check, reports it there, and replaces the producer, so the relay's retry goes
-/// out on a fresh one instead of failing forever behind a green `/health`.
+/// out on a fresh one instead of failing forever behind a green `/health`. A producer whose
+/// publishes keep timing out ([`REPLACE_AFTER_TIMEOUTS`] in a row) is replaced the same way: a
+/// fresh one bootstraps again, whatever state the old one's metadata was left in.
 pub struct KafkaBus {
     settings: KafkaSettings,
     producer: RwLock<FutureProducer>,
+    /// Delivery timeouts since the last delivery (of any publisher of the process).
+    timeouts_in_a_row: AtomicU32,
 }
 
 impl KafkaBus {
     /// Creates the producer; the broker is contacted lazily, so this does not wait for it.
     pub fn new(settings: KafkaSettings) -> Result<Self, BusError> {
         let producer = RwLock::new(build_producer(&settings)?);
-        Ok(KafkaBus { settings, producer })
+        Ok(KafkaBus {
+            settings,
+            producer,
+            timeouts_in_a_row: AtomicU32::new(0),
+        })
     }
 
     /// The producer in use now (it is replaced after a fatal error); for diagnostics and the
@@ -87,24 +105,48 @@ impl KafkaBus {
     /// returns the error to report.
     fn recover_from_fatal(&self, used: &FutureProducer) -> Option<BusError> {
         let (code, reason) = used.client().fatal_error()?;
+        self.replace(used, &format!("fatal producer error {code}: {reason}"));
+        Some(BusError::Broker(
+            format!("fatal producer error {code}: {reason} (producer replaced)").into(),
+        ))
+    }
+
+    /// Counts a failed publish on `used`; the [`REPLACE_AFTER_TIMEOUTS`]th delivery timeout in a
+    /// row replaces it.
+    fn note_failure(&self, used: &FutureProducer, err: &KafkaError) {
+        let timed_out = matches!(
+            err,
+            KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)
+        );
+        if timed_out
+            && self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= REPLACE_AFTER_TIMEOUTS
+        {
+            self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+            self.replace(
+                used,
+                &format!("{REPLACE_AFTER_TIMEOUTS} delivery timeouts in a row"),
+            );
+        }
+    }
+
+    /// Puts a fresh producer in place of `used`, unless another caller already replaced it.
+    /// Publishes still in flight on `used` finish or fail there; the relay retries the failed
+    /// ones on the fresh producer, after them, so a key's order holds.
+    fn replace(&self, used: &FutureProducer, why: &str) {
         let mut current = self
             .producer
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if std::ptr::eq(current.client().native_ptr(), used.client().native_ptr()) {
-            match build_producer(&self.settings) {
-                Ok(fresh) => {
-                    *current = fresh;
-                    tracing::error!(%code, %reason, "fatal producer error: producer replaced");
-                }
-                Err(e) => {
-                    tracing::error!(%code, %reason, error = %e, "fatal producer error: replacing it failed");
-                }
-            }
+        if !std::ptr::eq(current.client().native_ptr(), used.client().native_ptr()) {
+            return;
         }
-        Some(BusError::Broker(
-            format!("fatal producer error {code}: {reason} (producer replaced)").into(),
-        ))
+        match build_producer(&self.settings) {
+            Ok(fresh) => {
+                *current = fresh;
+                tracing::error!(why, "producer replaced");
+            }
+            Err(e) => tracing::error!(why, error = %e, "replacing the producer failed"),
+        }
     }
 
     fn consumer(
@@ -121,6 +163,10 @@ impl KafkaBus {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
+            .set(
+                "metadata.recovery.rebootstrap.trigger.ms",
+                REBOOTSTRAP_AFTER.as_millis().to_string(),
+            )
             .create_with_context(GroupContext {
                 joined,
                 ownership: Arc::default(),
@@ -137,6 +183,10 @@ fn build_producer(settings: &KafkaSettings) -> Result<FutureProducer, BusError> 
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "2")
+        .set(
+            "metadata.recovery.rebootstrap.trigger.ms",
+            REBOOTSTRAP_AFTER.as_millis().to_string(),
+        )
         .set(
             "message.timeout.ms",
             DELIVERY_TIMEOUT.as_millis().to_string(),
@@ -197,8 +247,17 @@ impl MessageBus for KafkaBus {
             .send(record, Timeout::After(DELIVERY_TIMEOUT))
             .await
         {
-            Ok(_) => Ok(()),
-            Err((err, _)) => Err(self.recover_from_fatal(&producer).unwrap_or(err.into())),
+            Ok(_) => {
+                self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+                Ok(())
+            }
+            Err((err, _)) => {
+                if let Some(fatal) = self.recover_from_fatal(&producer) {
+                    return Err(fatal);
+                }
+                self.note_failure(&producer, &err);
+                Err(err.into())
+            }
         }
     }
 

@@ -68,3 +68,31 @@ async fn a_fatal_producer_error_is_reported_and_recovered_from() {
     .await;
     bus.ping().await.expect("healthy again");
 }
+
+/// A producer whose publishes keep timing out is replaced by a fresh one (which bootstraps
+/// again), instead of timing out every publish until librdkafka's own re-bootstrap timer fires.
+/// The "broker" here accepts connections and never answers, so every delivery times out.
+#[tokio::test]
+async fn a_producer_whose_publishes_keep_timing_out_is_replaced() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bus = KafkaBus::new(KafkaSettings {
+        brokers: silent.local_addr().unwrap().to_string(),
+        partitions: 1,
+        replication: 1,
+        client_id: "stall-test".into(),
+    })
+    .unwrap();
+    let first = bus.producer().client().native_ptr() as usize;
+    let topic = unique_topic("stall");
+    let messages: Vec<Message> = (0..3).map(|_| message()).collect();
+    let publishes: Vec<_> = messages.iter().map(|m| bus.publish(&topic, m)).collect();
+    for result in futures::future::join_all(publishes).await {
+        assert!(result.is_err(), "nothing answers, every publish times out");
+    }
+    assert_ne!(
+        bus.producer().client().native_ptr() as usize,
+        first,
+        "the producer must have been replaced after three timeouts in a row"
+    );
+    drop(silent);
+}

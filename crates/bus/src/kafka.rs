@@ -314,11 +314,7 @@ impl Ownership {
         if !std::mem::take(&mut self.dirty) || self.acked.is_empty() {
             return Ok(None);
         }
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in &self.acked {
-            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
-        }
-        Ok(Some(tpl))
+        offsets_list(self.acked.iter().map(|(tp, offset)| (tp, *offset))).map(Some)
     }
 
     /// Commits what was acknowledged in `partitions` (all owned ones when `None`) and forgets it.
@@ -331,17 +327,27 @@ impl Ownership {
             Some(p) => p.to_vec(),
             None => self.acked.keys().cloned().collect(),
         };
-        let mut tpl = TopicPartitionList::new();
-        for tp in &tps {
-            if let Some(offset) = self.acked.remove(tp) {
-                tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(offset))?;
-            }
-        }
+        let taken: Vec<(&Tp, i64)> = tps
+            .iter()
+            .filter_map(|tp| self.acked.remove(tp).map(|offset| (tp, offset)))
+            .collect();
+        let tpl = offsets_list(taken.into_iter())?;
         if tpl.count() > 0 {
             consumer.commit(&tpl, CommitMode::Sync)?;
         }
         Ok(())
     }
+}
+
+/// The commit request for next-offsets per partition.
+fn offsets_list<'a>(
+    offsets: impl Iterator<Item = (&'a Tp, i64)>,
+) -> Result<TopicPartitionList, KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in offsets {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(offset))?;
+    }
+    Ok(tpl)
 }
 
 /// Tracks partition ownership through rebalances and signals [`Joined`] on assignment.

@@ -239,6 +239,75 @@ describe('UI', () => {
     }
   });
 
+  test('a POST whose answer is lost is retried with its Idempotency-Key: one top-up, one order', { timeout: TEST_TIMEOUT }, async () => {
+    const { context, page, problems } = await openPage(browser, { locale: 'en-US' });
+    try {
+      await gotoApp(page);
+      const keys = [];
+      page.on('request', (req) => {
+        if (req.method() === 'POST' && req.url().startsWith(`${BASE_URL}/api/`)) {
+          keys.push([new URL(req.url()).pathname, req.headers()['idempotency-key']]);
+        }
+      });
+      const userId = await createAccountViaUi(page);
+      // The first attempt of each POST below reaches the server, which does the work, but its
+      // answer is lost on the way back (the page sees a 502, as from a gateway timeout).
+      let lost = 0;
+      const attempts = {};
+      await page.route(/\/api\/(orders|accounts\/topup)$/, async (route) => {
+        if (route.request().method() !== 'POST') return route.continue();
+        const path = new URL(route.request().url()).pathname;
+        attempts[path] = (attempts[path] || 0) + 1;
+        if (attempts[path] === 1) {
+          lost += 1;
+          await route.fetch();
+          return route.fulfill({
+            status: 502,
+            contentType: 'application/json',
+            body: JSON.stringify({ error: { code: 'BAD_GATEWAY', message: 'answer lost' } }),
+          });
+        }
+        return route.continue();
+      });
+
+      const topRes = await topUp(page, '30');
+      assert.equal(topRes.status(), 502);
+      await waitForAttr(page, '#balance', 'data-balance', '30');
+      const [orderRes] = await Promise.all([
+        page.waitForResponse(
+          (r) => r.url() === `${BASE_URL}/api/orders` && r.request().method() === 'POST' && r.status() === 201,
+        ),
+        (async () => {
+          await page.locator('#order-amount').fill('12');
+          await page.locator('#order-description').fill('Retried');
+          await page.locator('#order-description').press('Enter');
+        })(),
+      ]);
+      assert.equal(await orderRes.headerValue('idempotent-replayed'), 'true', 'the retry was answered from the key');
+      const orderId = (await orderRes.json()).data.order_id;
+      await waitForAttr(page, `#orders-body tr[data-order-id="${orderId}"]`, 'data-status', 'FINISHED', SETTLE_TIMEOUT_MS);
+      await waitForAttr(page, '#balance', 'data-balance', '18');
+      assert.equal(lost, 2);
+
+      // Each action had its own key, and its retry the same one.
+      const [open, topFirst, topRetry, orderFirst, orderRetry] = keys;
+      assert.deepEqual(keys.map(([p]) => p), ['/api/accounts', '/api/accounts/topup', '/api/accounts/topup', '/api/orders', '/api/orders']);
+      for (const [, key] of keys) assert.match(key || '', UUID_RE);
+      assert.equal(topRetry[1], topFirst[1]);
+      assert.equal(orderRetry[1], orderFirst[1]);
+      assert.equal(new Set([open[1], topFirst[1], orderFirst[1]]).size, 3);
+
+      // The server has one top-up and one order.
+      const orders = await apiFetch(`/orders?user_id=${userId}`);
+      assert.equal(orders.json?.data?.length, 1, orders.text);
+      const history = await apiFetch(`/accounts/${userId}/transactions`);
+      assert.deepEqual(history.json?.data?.map((e) => e.kind), ['DEBIT', 'TOP_UP', 'OPENING'], history.text);
+      assert.deepEqual(problems.filter((p) => !/502/.test(p)), [], `console errors:\n${problems.join('\n')}`);
+    } finally {
+      await context.close();
+    }
+  });
+
   test('language: default from the browser, switchable, remembered, locale number format', { timeout: TEST_TIMEOUT }, async () => {
     // A Russian browser gets Russian texts.
     {

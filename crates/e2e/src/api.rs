@@ -30,6 +30,41 @@ pub struct Reply {
     pub content_type: String,
     /// The body as text.
     pub text: String,
+    /// Whether it said it replays an earlier answer (`Idempotent-Replayed: true`).
+    pub replayed: bool,
+}
+
+/// Sends `request` (`method url`, for messages) and keeps the answer raw.
+async fn exchange(
+    request: reqwest::RequestBuilder,
+    method: &Method,
+    url: &str,
+) -> Result<Reply, String> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("{method} {url}: {}", chain(&e)))?;
+    let status = response.status();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let content_type = header(reqwest::header::CONTENT_TYPE.as_str());
+    let replayed = header("idempotent-replayed") == "true";
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("{method} {url}: reading the body: {}", chain(&e)))?;
+    Ok(Reply {
+        status,
+        content_type,
+        text,
+        replayed,
+    })
 }
 
 /// The SPEC §2 error envelope's inner object.
@@ -264,26 +299,20 @@ impl Gateway {
         if let Some(body) = body {
             request = request.body(body);
         }
-        let response = request
-            .send()
+        exchange(request, &method, &url).await
+    }
+
+    /// POST `body` as `application/json` with `Idempotency-Key: key`.
+    pub async fn post_keyed(&self, path: &str, key: &str, body: &Value) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let request = self
+            .http
+            .post(&url)
+            .header("Idempotency-Key", key)
+            .json(body);
+        exchange(request, &Method::POST, &url)
             .await
-            .map_err(|e| format!("{method} {url}: {}", chain(&e)))?;
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| format!("{method} {url}: reading the body: {}", chain(&e)))?;
-        Ok(Reply {
-            status,
-            content_type,
-            text,
-        })
+            .unwrap_or_else(|problem| panic!("{problem}"))
     }
 
     /// GET `path`.

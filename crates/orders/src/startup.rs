@@ -11,6 +11,7 @@ use crate::api::OrdersApi;
 use crate::config::Settings;
 use crate::workers::PaymentResults;
 use bus::Transactional;
+use platform::idempotency::Keys;
 
 /// Orders: the orders API, consuming payment results.
 fn spec() -> ServiceSpec<OrdersApi, Transactional<PaymentResults>> {
@@ -19,7 +20,13 @@ fn spec() -> ServiceSpec<OrdersApi, Transactional<PaymentResults>> {
         version: env!("CARGO_PKG_VERSION"),
         migrator: &crate::MIGRATOR,
         consumes: |settings| settings.results_topic.clone(),
-        api: |pool, settings| OrdersApi::new(pool, settings.requests_topic.clone()),
+        api: |pool, settings| {
+            OrdersApi::new(
+                pool,
+                settings.requests_topic.clone(),
+                Keys::new(settings.idempotency_key_ttl),
+            )
+        },
         handler: |pool, _| crate::workers::handler(pool),
         chores: |pool, settings| {
             let sweeper = crate::workers::Sweeper::new(

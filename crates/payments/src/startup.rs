@@ -11,6 +11,7 @@ use crate::api::AccountsApi;
 use crate::config::Settings;
 use crate::workers::PaymentRequests;
 use bus::Transactional;
+use platform::idempotency::Keys;
 
 /// Payments: the accounts API, consuming payment requests.
 fn spec() -> ServiceSpec<AccountsApi, Transactional<PaymentRequests>> {
@@ -19,7 +20,7 @@ fn spec() -> ServiceSpec<AccountsApi, Transactional<PaymentRequests>> {
         version: env!("CARGO_PKG_VERSION"),
         migrator: &crate::MIGRATOR,
         consumes: |settings| settings.requests_topic.clone(),
-        api: |pool, _| AccountsApi::new(pool),
+        api: |pool, settings| AccountsApi::new(pool, Keys::new(settings.idempotency_key_ttl)),
         handler: |pool, settings| crate::workers::handler(pool, settings.results_topic.clone()),
         chores: |_, _| Ok(Vec::new()),
     }

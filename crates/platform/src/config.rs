@@ -60,6 +60,9 @@ pub struct ServiceSettings {
     /// Orders only: an order still NEW this long after its payment was requested is requested
     /// again (`ORDER_SWEEP_AFTER_S`, seconds, default 120).
     pub order_sweep_after: std::time::Duration,
+    /// How long an `Idempotency-Key` is remembered (`IDEMPOTENCY_KEY_TTL_S`, seconds, default
+    /// 86400): a retry within it replays the first answer, after it the key is new again.
+    pub idempotency_key_ttl: std::time::Duration,
 }
 
 impl ServiceSettings {
@@ -82,6 +85,9 @@ impl ServiceSettings {
             orders_group: string_or("ORDERS_CONSUMER_GROUP", "orders"),
             order_sweep_after: std::time::Duration::from_secs(
                 var_or::<u64>("ORDER_SWEEP_AFTER_S", 120)?.max(1),
+            ),
+            idempotency_key_ttl: std::time::Duration::from_secs(
+                var_or::<u64>("IDEMPOTENCY_KEY_TTL_S", 86_400)?.max(1),
             ),
         })
     }

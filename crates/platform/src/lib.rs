@@ -10,6 +10,7 @@
 //!   serving with graceful shutdown, and a spec-only wrapper for merging OpenAPI documents.
 //! - [`conn`]: below HTTP — the connection cap and the header-read and request deadlines.
 //! - [`health`]: the `/health` operation, backed by probes each service supplies.
+//! - `idempotency` (feature `db`): `Idempotency-Key` on the POSTs, stored with the effect.
 //! - `db` (feature `db`), [`telemetry`], [`shutdown`]: connection pool, JSON logs, one stop
 //!   signal.
 
@@ -21,6 +22,8 @@ pub mod db;
 pub mod error;
 pub mod health;
 pub mod http;
+#[cfg(feature = "db")]
+pub mod idempotency;
 pub mod shutdown;
 pub mod telemetry;
 

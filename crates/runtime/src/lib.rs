@@ -19,6 +19,7 @@ use bus::{Joined, MessageBus, TopicSpec};
 use platform::config::ServiceSettings;
 use platform::health::{HealthApi, HealthProbe};
 use platform::http::{AllowedMethods, BodyErrors};
+use platform::idempotency::{Keys, Purge};
 use poem::http::Method;
 use poem::{Endpoint, Route};
 use poem_openapi::{OpenApi, OpenApiService};
@@ -57,6 +58,27 @@ pub trait Chore: Send + Sync + 'static {
     fn every(&self) -> std::time::Duration;
     /// One round; an error is logged and the next round comes as usual.
     async fn run_once(&self) -> anyhow::Result<()>;
+}
+
+/// Every service stores idempotency keys (`idempotency_keys`, its own migration) and purges
+/// them the same way.
+#[async_trait]
+impl Chore for Purge {
+    fn name(&self) -> &'static str {
+        "idempotency-key purge"
+    }
+
+    fn every(&self) -> std::time::Duration {
+        Purge::every(self)
+    }
+
+    async fn run_once(&self) -> anyhow::Result<()> {
+        let n = Purge::run_once(self).await?;
+        if n > 0 {
+            tracing::info!(keys = n, "expired idempotency keys deleted");
+        }
+        Ok(())
+    }
 }
 
 /// Runs `chore` every [`Chore::every`] until `shutdown`; a round in progress finishes first.
@@ -104,7 +126,10 @@ where
     )
     .with_batches(BatchSettings::from_env()?)
     .with_retries(RetryPolicy::from_env()?);
-    let chores = (spec.chores)(pool.clone(), &settings)?;
+    let mut chores = (spec.chores)(pool.clone(), &settings)?;
+    chores.push(Box::new(
+        Keys::new(settings.idempotency_key_ttl).purge(pool.clone()),
+    ));
     let app = app(
         (spec.api)(pool.clone(), &settings),
         spec.title,

@@ -135,6 +135,7 @@ impl ServiceUnderTest {
                 unique_topic("orders-group")
             },
             order_sweep_after: Duration::from_secs(120),
+            idempotency_key_ttl: Duration::from_secs(86_400),
         };
         let mut app = ServiceUnderTest {
             address: String::new(),

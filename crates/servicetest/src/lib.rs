@@ -12,6 +12,8 @@
 //!   still drops the database when a test failed first.
 //! - [`http`]: requests to the API and the checks every answer gets ([`body_json`],
 //!   [`assert_error`], [`number_text`]).
+//! - [`idempotency`]: the `Idempotency-Key` checks of every keyed POST, counting effects in
+//!   the database.
 //! - [`messaging`]: the bus side — subscribe as an observer, publish as the other service would,
 //!   take the [`next_delivery`] with a deadline.
 //! - [`refusals`]: the validation-matrix runner: one [`Refusal`] per bad request, [`check`]
@@ -30,6 +32,7 @@
 
 pub mod app;
 pub mod http;
+pub mod idempotency;
 pub mod lifecycle;
 pub mod messaging;
 pub mod refusals;

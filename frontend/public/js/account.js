@@ -2,7 +2,7 @@
 // switch user, copy the id), the balance and top-ups. Changing the user resets everything that
 // belonged to the previous one, orders and polling included, and remembers the new id.
 
-import { api, ApiError, parseAmount, newUserId } from './api.js';
+import { api, ApiError, parseAmount, randomUuid } from './api.js';
 import { t, formatMoney, formatDate } from './i18n.js';
 import { $, busy } from './dom.js';
 import { showMsg, clearMsg, showError, showLocalError, resetField } from './messages.js';
@@ -134,7 +134,7 @@ export function onCreate(ev) {
   ev.preventDefault();
   const form = ev.currentTarget;
   clearMsg($('create-msg'));
-  busy(form, () => createAccount(newUserId(), $('create-msg')));
+  busy(form, () => createAccount(randomUuid(), $('create-msg')));
 }
 
 export function onCreateForId() {

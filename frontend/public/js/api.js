@@ -31,8 +31,9 @@ const STATUS_CODES = {
   504: 'BAD_GATEWAY',
 };
 
-async function request(method, path, body, { signal } = {}) {
+async function request(method, path, body, { signal, key } = {}) {
   const init = { method, headers: { Accept: 'application/json' }, signal, cache: 'no-store' };
+  if (key !== undefined) init.headers['Idempotency-Key'] = key;
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -68,15 +69,33 @@ async function request(method, path, body, { signal } = {}) {
   throw new ApiError(STATUS_CODES[res.status] || 'HTTP', '', res.status);
 }
 
+// A POST whose answer never arrived (network error, or the gateway gave up: 502/503/504) may
+// still have been done. It is retried with the same Idempotency-Key, so the server answers the
+// first result again instead of doing it twice; every user action gets a fresh key.
+const RETRIED_STATUSES = new Set([0, 502, 503, 504]);
+const RETRY_DELAYS_MS = [250, 1000, 2500];
+
+async function post(path, body) {
+  const key = randomUuid();
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await request('POST', path, body, { key });
+    } catch (err) {
+      const transient = err instanceof ApiError && RETRIED_STATUSES.has(err.status);
+      if (!transient || attempt >= RETRY_DELAYS_MS.length) throw err;
+      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAYS_MS[attempt]));
+    }
+  }
+}
+
 export const api = {
   createAccount: (userId, balance) =>
-    request('POST', '/accounts', balance === undefined ? { user_id: userId } : { user_id: userId, balance }),
-  topUp: (userId, amount) => request('POST', '/accounts/topup', { user_id: userId, amount }),
+    post('/accounts', balance === undefined ? { user_id: userId } : { user_id: userId, balance }),
+  topUp: (userId, amount) => post('/accounts/topup', { user_id: userId, amount }),
   getAccount: (userId) => request('GET', `/accounts/${encodeURIComponent(userId)}`),
   getHistory: (userId, limit = 20) =>
     request('GET', `/accounts/${encodeURIComponent(userId)}/transactions?limit=${limit}`),
-  createOrder: (userId, amount, description) =>
-    request('POST', '/orders', { user_id: userId, amount, description }),
+  createOrder: (userId, amount, description) => post('/orders', { user_id: userId, amount, description }),
   listOrders: (userId, opts) => request('GET', `/orders?user_id=${encodeURIComponent(userId)}`, undefined, opts),
 };
 
@@ -103,8 +122,8 @@ export function parseAmount(input) {
   return Number.isFinite(n) ? n : null;
 }
 
-/** A random v4 UUID; falls back to getRandomValues where randomUUID is unavailable (plain http). */
-export function newUserId() {
+/** A random v4 UUID (new user ids, Idempotency-Keys); falls back to getRandomValues where randomUUID is unavailable (plain http). */
+export function randomUuid() {
   if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
   const b = crypto.getRandomValues(new Uint8Array(16));
   b[6] = (b[6] & 0x0f) | 0x40;

@@ -7,7 +7,8 @@
 //! One test binary: `settlement` walks orders from placement to FINISHED / FAILED,
 //! `invalid_requests` sends the table in `validation` and checks that nothing was written,
 //! `hostile` sends the hostile corpus of `validation::hostile` and oversized and trickled bodies
-//! through both edges, `gateway` covers what the gateway serves itself; `helpers` holds what they share.
+//! through both edges, `gateway` covers what the gateway serves itself, `idempotency` retries
+//! every POST with its key through both edges; `helpers` holds what they share.
 
 // Tests may unwrap (house style: `unwrap()` only in tests).
 #![allow(clippy::unwrap_used)]
@@ -15,6 +16,7 @@
 mod gateway;
 mod helpers;
 mod hostile;
+mod idempotency;
 mod invalid_requests;
 mod settlement;
 mod validation;

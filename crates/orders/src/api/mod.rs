@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use contract::{OrderId, UserId};
 use platform::ApiError;
 use platform::body::JsonBody;
+use platform::idempotency::{KeyHeader, Keyed, Keys};
 
 use crate::domain::{NewOrder, OrderStatus, Page};
 use crate::store;
@@ -28,14 +29,16 @@ enum ApiTags {
 pub struct OrdersApi {
     pool: PgPool,
     requests_topic: String,
+    keys: Keys,
 }
 
 impl OrdersApi {
-    /// An API over the orders database.
-    pub fn new(pool: PgPool, requests_topic: String) -> Self {
+    /// An API over the orders database, remembering idempotency keys as `keys` says.
+    pub fn new(pool: PgPool, requests_topic: String, keys: Keys) -> Self {
         OrdersApi {
             pool,
             requests_topic,
+            keys,
         }
     }
 }
@@ -43,9 +46,13 @@ impl OrdersApi {
 /// Answers of POST /orders.
 #[derive(ApiResponse)]
 pub enum CreateOrderResponse {
-    /// Created with status NEW; payment is settled asynchronously.
+    /// Created with status NEW; payment is settled asynchronously. A retry with the same
+    /// `Idempotency-Key` answers the same order again, with `Idempotent-Replayed: true`.
     #[oai(status = 201)]
-    Created(Json<CreatedOrderData>),
+    Created(
+        Json<CreatedOrderData>,
+        #[oai(header = "Idempotent-Replayed")] Option<bool>,
+    ),
 }
 
 /// Answers of GET /orders.
@@ -68,26 +75,52 @@ pub enum GetOrderResponse {
 impl OrdersApi {
     /// Create an order. It starts NEW; payments debits the user's account asynchronously and the
     /// order becomes FINISHED or FAILED (INSUFFICIENT_FUNDS, ACCOUNT_NOT_FOUND).
+    ///
+    /// With an `Idempotency-Key`, a retry of the same request (same user, same body) answers
+    /// the first order instead of creating another; the key with a different body is a 409.
     #[oai(path = "/orders", method = "post", tag = "ApiTags::Orders")]
     async fn create_order(
         &self,
+        /// Makes retries safe: 1..=255 printable ASCII characters, fresh for each new order,
+        /// remembered per user for `IDEMPOTENCY_KEY_TTL_S` (24 h by default).
+        #[oai(name = "Idempotency-Key")]
+        key: KeyHeader,
         body: JsonBody<CreateOrderRequest>,
     ) -> Result<CreateOrderResponse, ApiError> {
         let req = body.0;
+        let keyed = key
+            .0
+            .as_ref()
+            .map(|key| Keyed::new(key, req.user_id.0, "POST /orders", &req));
         let order = NewOrder {
             order_id: OrderId::new(),
             user_id: req.user_id,
             amount: req.amount,
             description: req.description,
         };
-        let created = store::create(&self.pool, &order, &self.requests_topic).await?;
-        tracing::info!(order_id = %created.order_id, user_id = %created.user_id, "order created");
-        Ok(CreateOrderResponse::Created(Json(CreatedOrderData {
-            data: CreatedOrder {
-                order_id: created.order_id,
-                status: OrderStatus::New,
-            },
-        })))
+        let topic = &self.requests_topic;
+        let performed = self
+            .keys
+            .perform(&self.pool, keyed, async |tx| {
+                let created = store::create(tx, &order, topic).await?;
+                tracing::info!(
+                    order_id = %created.order_id,
+                    user_id = %created.user_id,
+                    "order created"
+                );
+                Ok(CreatedOrder {
+                    order_id: created.order_id,
+                    status: OrderStatus::New,
+                })
+            })
+            .await?;
+        let replayed = performed.replay_header();
+        Ok(CreateOrderResponse::Created(
+            Json(CreatedOrderData {
+                data: performed.value,
+            }),
+            replayed,
+        ))
     }
 
     /// List a user's orders, newest first.

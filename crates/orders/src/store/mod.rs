@@ -57,13 +57,13 @@ impl TryFrom<OrderRow> for Order {
     }
 }
 
-/// Inserts the order and its "payment requested" event atomically.
+/// Inserts the order and its "payment requested" event on `tx`, the request's one transaction
+/// (the caller commits both or neither).
 pub async fn create(
-    pool: &PgPool,
+    tx: &mut PgConnection,
     order: &NewOrder,
     requests_topic: &str,
 ) -> Result<Order, sqlx::Error> {
-    let mut tx = pool.begin().await?;
     let row: OrderRow = sqlx::query_as(concat!(
         "INSERT INTO orders (order_id, user_id, amount_minor, description) \
          VALUES ($1, $2, $3, $4) RETURNING ",
@@ -81,14 +81,13 @@ pub async fn create(
         amount: order.amount.get(),
     };
     bus::outbox::enqueue(
-        &mut tx,
+        tx,
         requests_topic,
         &order.user_id.to_string(),
         PAYMENT_REQUESTED,
         &event,
     )
     .await?;
-    tx.commit().await?;
     Order::try_from(row)
 }
 

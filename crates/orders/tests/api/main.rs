@@ -14,6 +14,7 @@
 //! - [`validation`]: every way POST /orders can be refused, and that nothing is written then.
 //! - [`payment_results`]: results consumed from the bus settle orders once; poison is
 //!   dead-lettered.
+//! - [`idempotency`]: Idempotency-Key on POST /orders (replay, conflict, bursts, expiry).
 //! - [`routing`]: health, unknown routes and wrong methods.
 //! - [`lifecycle`]: restart without losing or repeating work; an unreachable broker.
 
@@ -22,6 +23,7 @@
 
 mod create_order;
 mod helpers;
+mod idempotency;
 mod lifecycle;
 mod payment_results;
 mod read_orders;

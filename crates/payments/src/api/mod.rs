@@ -14,6 +14,7 @@ use contract::page::Page;
 use contract::{Money, UserId};
 use platform::ApiError;
 use platform::body::JsonBody;
+use platform::idempotency::{KeyHeader, Keyed, Keys};
 
 use crate::store::{self, CreateError, TopUpError};
 pub use dto::{
@@ -30,24 +31,41 @@ enum ApiTags {
 /// The accounts API.
 pub struct AccountsApi {
     pool: PgPool,
+    keys: Keys,
 }
 
 impl AccountsApi {
-    /// An API over the payments database.
-    pub fn new(pool: PgPool) -> Self {
-        AccountsApi { pool }
+    /// An API over the payments database, remembering idempotency keys as `keys` says.
+    pub fn new(pool: PgPool, keys: Keys) -> Self {
+        AccountsApi { pool, keys }
     }
 }
 
 /// Answers of POST /accounts.
 #[derive(ApiResponse)]
 pub enum CreateAccountResponse {
-    /// Opened.
+    /// Opened. A retry with the same `Idempotency-Key` answers the same again, with
+    /// `Idempotent-Replayed: true` (without a key, a second attempt is a 409).
     #[oai(status = 201)]
-    Created(Json<AccountData>),
+    Created(
+        Json<AccountData>,
+        #[oai(header = "Idempotent-Replayed")] Option<bool>,
+    ),
 }
 
-/// Answers of POST /accounts/topup and GET /accounts/{user_id}.
+/// Answers of POST /accounts/topup.
+#[derive(ApiResponse)]
+pub enum TopUpResponse {
+    /// Added; the balance right after this top-up. A retry with the same `Idempotency-Key`
+    /// answers that same balance again, with `Idempotent-Replayed: true`, adding nothing.
+    #[oai(status = 200)]
+    Ok(
+        Json<AccountData>,
+        #[oai(header = "Idempotent-Replayed")] Option<bool>,
+    ),
+}
+
+/// Answers of GET /accounts/{user_id}.
 #[derive(ApiResponse)]
 pub enum AccountResponse {
     /// The account with its current balance.
@@ -63,54 +81,111 @@ pub enum HistoryResponse {
     Ok(Json<TransactionList>),
 }
 
+fn account_dto(a: crate::domain::Account) -> AccountDto {
+    AccountDto {
+        user_id: a.user_id,
+        balance: a.balance,
+    }
+}
+
 fn account_data(a: crate::domain::Account) -> Json<AccountData> {
     Json(AccountData {
-        data: AccountDto {
-            user_id: a.user_id,
-            balance: a.balance,
-        },
+        data: account_dto(a),
     })
 }
 
 #[OpenApi]
 impl AccountsApi {
     /// Open the user's account (one per user) with an optional opening balance (default 0).
+    ///
+    /// With an `Idempotency-Key`, a retry of the same request answers the account opened by the
+    /// first one; the key with a different body is a 409.
     #[oai(path = "/accounts", method = "post", tag = "ApiTags::Accounts")]
     async fn create_account(
         &self,
+        /// Makes retries safe: 1..=255 printable ASCII characters, fresh for each new request,
+        /// remembered per user for `IDEMPOTENCY_KEY_TTL_S` (24 h by default).
+        #[oai(name = "Idempotency-Key")]
+        key: KeyHeader,
         body: JsonBody<CreateAccountRequest>,
     ) -> Result<CreateAccountResponse, ApiError> {
+        let user_id = body.0.user_id;
         let opening = body.0.balance.unwrap_or(Money::ZERO);
-        match store::create_account(&self.pool, body.0.user_id, opening).await {
-            Ok(a) => {
-                tracing::info!(user_id = %a.user_id, "account opened");
-                Ok(CreateAccountResponse::Created(account_data(a)))
-            }
-            Err(CreateError::Exists) => Err(ApiError::conflict(format!(
-                "user_id {} already has an account",
-                body.0.user_id
-            ))),
-            Err(CreateError::Db(e)) => Err(e.into()),
-        }
+        let canonical = CreateAccountRequest {
+            user_id,
+            balance: Some(opening),
+        };
+        let keyed = key
+            .0
+            .as_ref()
+            .map(|key| Keyed::new(key, user_id.0, "POST /accounts", &canonical));
+        let performed = self
+            .keys
+            .perform(&self.pool, keyed, async |tx| {
+                match store::create_account(tx, user_id, opening).await {
+                    Ok(a) => {
+                        tracing::info!(user_id = %a.user_id, "account opened");
+                        Ok(account_dto(a))
+                    }
+                    Err(CreateError::Exists) => Err(ApiError::conflict(format!(
+                        "user_id {user_id} already has an account"
+                    ))),
+                    Err(CreateError::Db(e)) => Err(e.into()),
+                }
+            })
+            .await?;
+        let replayed = performed.replay_header();
+        Ok(CreateAccountResponse::Created(
+            Json(AccountData {
+                data: performed.value,
+            }),
+            replayed,
+        ))
     }
 
     /// Add money to the account; answers the new balance.
+    ///
+    /// With an `Idempotency-Key`, a retry of the same request adds nothing and answers the
+    /// balance the first one left; the key with a different body is a 409.
     #[oai(path = "/accounts/topup", method = "post", tag = "ApiTags::Accounts")]
-    async fn top_up(&self, body: JsonBody<TopUpRequest>) -> Result<AccountResponse, ApiError> {
+    async fn top_up(
+        &self,
+        /// Makes retries safe: 1..=255 printable ASCII characters, fresh for each new top-up,
+        /// remembered per user for `IDEMPOTENCY_KEY_TTL_S` (24 h by default).
+        #[oai(name = "Idempotency-Key")]
+        key: KeyHeader,
+        body: JsonBody<TopUpRequest>,
+    ) -> Result<TopUpResponse, ApiError> {
         let req = body.0;
-        match store::top_up(&self.pool, req.user_id, req.amount).await {
-            Ok(a) => Ok(AccountResponse::Ok(account_data(a))),
-            Err(TopUpError::NotFound) => Err(ApiError::not_found(format!(
-                "account of user_id {} not found",
-                req.user_id
-            ))),
-            // A valid request the account's current balance cannot take: a conflict with the
-            // resource's state, not a malformed request.
-            Err(TopUpError::TooLarge) => Err(ApiError::conflict(
-                "amount would raise the balance above 1000000000000",
-            )),
-            Err(TopUpError::Db(e)) => Err(e.into()),
-        }
+        let keyed = key
+            .0
+            .as_ref()
+            .map(|key| Keyed::new(key, req.user_id.0, "POST /accounts/topup", &req));
+        let performed = self
+            .keys
+            .perform(&self.pool, keyed, async |tx| {
+                match store::top_up(tx, req.user_id, req.amount).await {
+                    Ok(a) => Ok(account_dto(a)),
+                    Err(TopUpError::NotFound) => Err(ApiError::not_found(format!(
+                        "account of user_id {} not found",
+                        req.user_id
+                    ))),
+                    // A valid request the account's current balance cannot take: a conflict
+                    // with the resource's state, not a malformed request.
+                    Err(TopUpError::TooLarge) => Err(ApiError::conflict(
+                        "amount would raise the balance above 1000000000000",
+                    )),
+                    Err(TopUpError::Db(e)) => Err(e.into()),
+                }
+            })
+            .await?;
+        let replayed = performed.replay_header();
+        Ok(TopUpResponse::Ok(
+            Json(AccountData {
+                data: performed.value,
+            }),
+            replayed,
+        ))
     }
 
     /// Read the account's balance.

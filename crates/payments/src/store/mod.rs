@@ -46,9 +46,9 @@ fn account(user_id: UserId, balance_minor: i64) -> Result<Account, sqlx::Error> 
     })
 }
 
-/// Opens an account with `opening` balance.
+/// Opens an account with `opening` balance, on the request's transaction `tx`.
 pub async fn create_account(
-    pool: &PgPool,
+    tx: &mut PgConnection,
     user_id: UserId,
     opening: Money,
 ) -> Result<Account, CreateError> {
@@ -57,7 +57,7 @@ pub async fn create_account(
     )
     .bind(user_id.0)
     .bind(opening.minor())
-    .execute(pool)
+    .execute(tx)
     .await;
     match inserted {
         Ok(_) => Ok(account(user_id, opening.minor())?),
@@ -66,13 +66,13 @@ pub async fn create_account(
     }
 }
 
-/// Adds `amount` to the balance and records the top-up, atomically; returns the new balance.
+/// Adds `amount` to the balance and records the top-up on the request's transaction `tx` (the
+/// caller commits both or neither); returns the new balance.
 pub async fn top_up(
-    pool: &PgPool,
+    tx: &mut PgConnection,
     user_id: UserId,
     amount: PositiveMoney,
 ) -> Result<Account, TopUpError> {
-    let mut tx = pool.begin().await?;
     let balance: Option<i64> =
         sqlx::query_scalar("SELECT balance_minor FROM accounts WHERE user_id = $1 FOR UPDATE")
             .bind(user_id.0)
@@ -83,7 +83,7 @@ pub async fn top_up(
         .balance
         .checked_add(amount.get())
         .map_err(|_| TopUpError::TooLarge)?;
-    let movement = move_balance(&mut tx, user_id, new_balance).await?;
+    let movement = move_balance(tx, user_id, new_balance).await?;
     sqlx::query(
         "INSERT INTO topups (user_id, amount_minor, movement, balance_after_minor) \
          VALUES ($1, $2, $3, $4)",
@@ -94,7 +94,6 @@ pub async fn top_up(
     .bind(new_balance.minor())
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(Account {
         user_id,
         balance: new_balance,

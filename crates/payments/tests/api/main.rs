@@ -16,6 +16,7 @@
 //! - [`payment_requests`]: payment requests consumed from the bus debit at most once per order,
 //!   results are published, poison is dead-lettered, and money is conserved.
 //! - [`history`]: the account's movements, newest first, adding up to the balance.
+//! - [`idempotency`]: Idempotency-Key on both POSTs (replay, conflict, bursts, expiry).
 //! - [`lifecycle`]: restart without losing or repeating work; an unreachable broker.
 
 // Tests may unwrap (house style: `unwrap()` only in tests).
@@ -24,6 +25,7 @@
 mod accounts;
 mod helpers;
 mod history;
+mod idempotency;
 mod lifecycle;
 mod messaging;
 mod payment_requests;

@@ -308,6 +308,55 @@ describe('UI', () => {
     }
   });
 
+  test('the orders table follows the order stream without polling, and polls while the stream is refused', { timeout: TEST_TIMEOUT }, async () => {
+    const { context, page, problems } = await openPage(browser, { locale: 'en-US' });
+    try {
+      await gotoApp(page);
+      await createAccountViaUi(page);
+      assert.equal((await topUp(page, '50')).status(), 200);
+      await waitForAttr(page, 'body', 'data-stream', 'live');
+      const lists = [];
+      page.on('request', (req) => {
+        if (req.method() === 'GET' && req.url().startsWith(`${BASE_URL}/api/orders?`)) lists.push(req.url());
+      });
+
+      const res = await placeOrder(page, '7', 'Streamed');
+      assert.equal(res.status(), 201, await res.text());
+      const id = (await res.json()).data.order_id;
+      const row = `#orders-body tr[data-order-id="${id}"]`;
+      await waitForAttr(page, row, 'data-status', 'FINISHED', SETTLE_TIMEOUT_MS);
+      assert.equal((await page.locator(`${row} .desc-text`).textContent()).trim(), 'Streamed');
+      await waitForAttr(page, '#balance', 'data-balance', '43');
+      assert.deepEqual(lists, [], 'no list request while the stream was up');
+      assert.equal(await page.locator('body').getAttribute('data-stream'), 'live');
+
+      // The server refuses the stream (503, as past its bound): the table is polled instead.
+      const stream = /\/api\/orders\/stream/;
+      await page.route(stream, (route) =>
+        route.fulfill({
+          status: 503,
+          contentType: 'application/json',
+          body: JSON.stringify({ error: { code: 'UNAVAILABLE', message: 'too many open order streams, retry later' } }),
+        }),
+      );
+      await gotoApp(page);
+      await waitForAttr(page, 'body', 'data-stream', 'polling');
+      lists.length = 0;
+      const polled = await placeOrder(page, '8', 'Polled');
+      assert.equal(polled.status(), 201, await polled.text());
+      const polledId = (await polled.json()).data.order_id;
+      await waitForAttr(page, `#orders-body tr[data-order-id="${polledId}"]`, 'data-status', 'FINISHED', SETTLE_TIMEOUT_MS);
+      assert.ok(lists.length >= 1, 'the list was fetched while the stream was refused');
+
+      // The stream comes back by itself.
+      await page.unroute(stream);
+      await waitForAttr(page, 'body', 'data-stream', 'live', 15_000);
+      assert.deepEqual(problems.filter((p) => !/503|EventSource/.test(p)), [], `console errors:\n${problems.join('\n')}`);
+    } finally {
+      await context.close();
+    }
+  });
+
   test('language: default from the browser, switchable, remembered, locale number format', { timeout: TEST_TIMEOUT }, async () => {
     // A Russian browser gets Russian texts.
     {

@@ -31,6 +31,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long an idle pooled connection is kept, so steady traffic never pays for a new handshake.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// How long an event stream (`Accept: text/event-stream`, the order stream) may run through the
+/// gateway before it is closed; the client then resumes with `Last-Event-ID`, losing nothing.
+/// Ordinary requests keep the upstream timeout.
+const STREAM_MAX: Duration = Duration::from_secs(3600);
+
+/// How long an upstream may send nothing at all, even on a stream (whose keep-alive comments
+/// come every 15 s): a silent upstream is dropped and the client reconnects elsewhere.
+const READ_TIMEOUT: Duration = Duration::from_secs(45);
+
 /// Builds the one HTTP client shared by every proxy route and health probe (one pool).
 ///
 /// Redirects are passed to the client rather than followed, and system proxy variables are
@@ -39,6 +48,7 @@ pub fn client(upstream_timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(upstream_timeout)
+        .read_timeout(READ_TIMEOUT)
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tcp_keepalive(POOL_IDLE_TIMEOUT)
         .tcp_nodelay(true)
@@ -180,11 +190,15 @@ impl Proxy {
             peer_ip: req.remote_addr().as_socket_addr().map(|a| a.ip()),
             scheme: req.scheme().as_str(),
         };
+        let streaming = accepts_event_stream(req.headers());
         let headers = upstream_request_headers(req.headers(), hop);
         let mut outgoing = self
             .client
             .request(req.method().clone(), url)
             .headers(headers);
+        if streaming {
+            outgoing = outgoing.timeout(STREAM_MAX);
+        }
         let body = req.take_body();
         let cut = Arc::new(AtomicBool::new(false));
         if !body.is_empty() {
@@ -214,6 +228,15 @@ impl Proxy {
         ));
         Ok(resp)
     }
+}
+
+/// Whether the client asks for an event stream, whose response lasts as long as it listens.
+fn accepts_event_stream(headers: &poem::http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("text/event-stream"))
 }
 
 /// Whether a path segment is `.` or `..`, spelled plainly or percent-encoded (`%2e`): the URL

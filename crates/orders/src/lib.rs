@@ -10,11 +10,13 @@
 //!   invalid.
 //! - [`store`]: all SQL. Creating an order writes the order and its "payment requested" event in
 //!   one transaction; applying a result is a conditional update (`WHERE status = 'NEW'`).
+//! - [`feed`]: the live order feed (one LISTEN per instance, fanned out to the order streams).
 //! - [`workers`]: the payment-result handler the consumer loop drives.
 
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod feed;
 pub mod startup;
 pub mod store;
 pub mod workers;

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::OrdersApi;
 use crate::config::Settings;
+use crate::feed::Feed;
 use crate::workers::PaymentResults;
 use bus::Transactional;
 use platform::idempotency::Keys;
@@ -20,11 +21,14 @@ fn spec() -> ServiceSpec<OrdersApi, Transactional<PaymentResults>> {
         version: env!("CARGO_PKG_VERSION"),
         migrator: &crate::MIGRATOR,
         consumes: |settings| settings.results_topic.clone(),
-        api: |pool, settings| {
+        api: |pool, settings, shutdown| {
+            let feed = Feed::start(pool.clone(), settings.order_streams_max, shutdown.clone());
             OrdersApi::new(
                 pool,
                 settings.requests_topic.clone(),
                 Keys::new(settings.idempotency_key_ttl),
+                feed,
+                shutdown.clone(),
             )
         },
         handler: |pool, _| crate::workers::handler(pool),

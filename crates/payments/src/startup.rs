@@ -20,7 +20,7 @@ fn spec() -> ServiceSpec<AccountsApi, Transactional<PaymentRequests>> {
         version: env!("CARGO_PKG_VERSION"),
         migrator: &crate::MIGRATOR,
         consumes: |settings| settings.requests_topic.clone(),
-        api: |pool, settings| AccountsApi::new(pool, Keys::new(settings.idempotency_key_ttl)),
+        api: |pool, settings, _| AccountsApi::new(pool, Keys::new(settings.idempotency_key_ttl)),
         handler: |pool, settings| crate::workers::handler(pool, settings.results_topic.clone()),
         chores: |_, _| Ok(Vec::new()),
     }

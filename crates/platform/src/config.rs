@@ -63,6 +63,9 @@ pub struct ServiceSettings {
     /// How long an `Idempotency-Key` is remembered (`IDEMPOTENCY_KEY_TTL_S`, seconds, default
     /// 86400): a retry within it replays the first answer, after it the key is new again.
     pub idempotency_key_ttl: std::time::Duration,
+    /// Orders only: open `GET /orders/stream` responses allowed per instance
+    /// (`ORDER_STREAMS_MAX`, default 1000); past it a client gets a 503.
+    pub order_streams_max: usize,
 }
 
 impl ServiceSettings {
@@ -89,6 +92,7 @@ impl ServiceSettings {
             idempotency_key_ttl: std::time::Duration::from_secs(
                 var_or::<u64>("IDEMPOTENCY_KEY_TTL_S", 86_400)?.max(1),
             ),
+            order_streams_max: var_or("ORDER_STREAMS_MAX", 1000)?,
         })
     }
 }

@@ -37,8 +37,9 @@ pub struct ServiceSpec<A, H> {
     pub migrator: &'static Migrator,
     /// The topic its one consumer reads, from the settings.
     pub consumes: fn(&ServiceSettings) -> String,
-    /// Its HTTP API on its database.
-    pub api: fn(PgPool, &ServiceSettings) -> A,
+    /// Its HTTP API on its database; the stop signal ends its long-lived responses (the order
+    /// stream) and whatever feeds them.
+    pub api: fn(PgPool, &ServiceSettings, &CancellationToken) -> A,
     /// The handler of what it consumes, on its database.
     pub handler: fn(PgPool, &ServiceSettings) -> H,
     /// Its periodic maintenance on its database (orders: the NEW-order sweeper).
@@ -131,7 +132,7 @@ where
         Keys::new(settings.idempotency_key_ttl).purge(pool.clone()),
     ));
     let app = app(
-        (spec.api)(pool.clone(), &settings),
+        (spec.api)(pool.clone(), &settings, &shutdown),
         spec.title,
         spec.version,
         pool.clone(),

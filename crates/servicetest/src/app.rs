@@ -136,6 +136,7 @@ impl ServiceUnderTest {
             },
             order_sweep_after: Duration::from_secs(120),
             idempotency_key_ttl: Duration::from_secs(86_400),
+            order_streams_max: 1000,
         };
         let mut app = ServiceUnderTest {
             address: String::new(),

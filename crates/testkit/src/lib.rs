@@ -5,6 +5,7 @@
 //! - [`kafka_brokers`], [`amqp_url`]: the real brokers the stack started (`KAFKA_BROKERS`,
 //!   `AMQP_URL`).
 //! - [`eventually`]: wait on a condition with a deadline instead of sleeping.
+//! - [`sse`]: a Server-Sent Events client (the order stream).
 //! - [`restart_stack_broker`]: the broker fault, on the local stack's own broker.
 //!
 //! Missing environment variables fail the test with the command that provides them: these
@@ -19,6 +20,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 #[cfg(feature = "testcontainers")]
 pub mod containers;
+pub mod sse;
 
 /// Reads a required variable, failing with a hint at the command that sets it. With feature
 /// `testcontainers` and a Docker engine, an unset infrastructure URL is a container's instead.

@@ -6,7 +6,7 @@ import { api, ApiError, parseAmount, randomUuid } from './api.js';
 import { t, formatMoney, formatDate } from './i18n.js';
 import { $, busy } from './dom.js';
 import { showMsg, clearMsg, showError, showLocalError, resetField } from './messages.js';
-import { renderOrders, loadOrders, stopPolling } from './orders.js';
+import { renderOrders, loadOrders, stopPolling, startStream, stopStream } from './orders.js';
 import { state, storeUser } from './state.js';
 import { copyText } from './clipboard.js';
 
@@ -14,6 +14,7 @@ import { copyText } from './clipboard.js';
 
 export function setUser(id, { balance } = {}) {
   stopPolling();
+  stopStream();
   state.userId = id;
   state.balance = balance;
   state.history = [];
@@ -28,6 +29,7 @@ export function setUser(id, { balance } = {}) {
   if (!id) return;
   refreshBalance(balance === undefined);
   loadOrders();
+  startStream();
 }
 
 // ---------------------------------------------------------------- rendering

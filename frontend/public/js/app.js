@@ -1,7 +1,7 @@
 // Entry point: wires the page's modules to the DOM and starts with the remembered user.
 //   account.js     account card: current user, balance, top-up, switch / copy user
 //   order-form.js  new-order card
-//   orders.js      orders table and its polling while orders are NEW
+//   orders.js      orders table, live over the order stream (polling while it is down)
 //   page.js        "API docs" link and re-translation after a language switch
 //   messages.js    form message slots;  dom.js, clipboard.js, state.js: shared helpers and state
 

@@ -29,7 +29,8 @@ export function onOrder(ev) {
       descInput.value = '';
       showMsg(msg, 'success', () => t('order.placed'));
       if (created && created.order_id) msg.dataset.orderId = created.order_id;
-      loadOrders();
+      // The stream brings the new order; without it, the list is fetched (and polled).
+      if (!state.streamLive) loadOrders();
     } catch (err) {
       const field = err instanceof ApiError && /description/i.test(err.detail) ? descInput : amountInput;
       showError(msg, err, { field });

@@ -1,8 +1,11 @@
-// The orders card: the table of the current user's orders and its polling. While any order is
-// NEW the list is fetched again every second (every 3 s after a failed fetch); only the newest
-// request counts, and answers for a user who is no longer current are dropped.
+// The orders card: the table of the current user's orders, kept live by the order stream
+// (GET /api/orders/stream, Server-Sent Events): each event is one order's new state. While the
+// stream is down (refused, broken, reconnecting) the list is polled instead: fetched again every
+// second while any order is NEW (every 3 s after a failed fetch), and the stream is tried again
+// every 5 s. Only the newest list request counts; answers for a user who is no longer current
+// are dropped.
 
-import { api } from './api.js';
+import { api, API_BASE } from './api.js';
 import { t, has, formatMoney, formatDate, formatDateParts } from './i18n.js';
 import { $ } from './dom.js';
 import { showError, clearMsg } from './messages.js';
@@ -10,6 +13,7 @@ import { state } from './state.js';
 
 const POLL_MS = 1000;
 const POLL_RETRY_MS = 3000;
+const STREAM_RETRY_MS = 5000;
 
 /** Called when an order tracked in `state.pending` has left NEW (set with `onOrdersSettled`). */
 let settledListener = () => {};
@@ -112,6 +116,101 @@ function renderOrderRow(o) {
   return tr;
 }
 
+// ---------------------------------------------------------------- the order stream
+
+/** Follow the current user's orders over the stream; falls back to polling while it is down. */
+export function startStream() {
+  stopStream();
+  const uid = state.userId;
+  if (!uid || typeof EventSource !== 'function') return;
+  const es = new EventSource(`${API_BASE}/orders/stream?user_id=${encodeURIComponent(uid)}`);
+  state.stream = es;
+  es.addEventListener('open', () => {
+    if (state.stream !== es) return;
+    setLive(true);
+    // Changes made before the stream was up are in the list, not in the stream.
+    loadOrders();
+  });
+  es.addEventListener('order', (ev) => {
+    if (state.stream !== es) return;
+    let order;
+    try {
+      order = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    applyOrder(order);
+  });
+  es.addEventListener('error', () => {
+    if (state.stream !== es) return;
+    setLive(false);
+    if (state.pending.size || state.orders.some((o) => o.status === 'NEW')) schedulePoll(POLL_MS);
+    // CONNECTING: the browser reconnects by itself (with Last-Event-ID). CLOSED: refused (e.g.
+    // 503 past the server's stream bound): try again later, polling meanwhile.
+    if (es.readyState === EventSource.CLOSED) {
+      es.close();
+      state.streamRetry = setTimeout(startStream, STREAM_RETRY_MS);
+    }
+  });
+}
+
+export function stopStream() {
+  clearTimeout(state.streamRetry);
+  state.streamRetry = 0;
+  if (state.stream) state.stream.close();
+  state.stream = null;
+  setLive(false);
+}
+
+function setLive(live) {
+  state.streamLive = live;
+  document.body.dataset.stream = live ? 'live' : 'polling';
+  if (live) clearTimeout(state.pollTimer);
+}
+
+/** One order's new state from the stream: update its row or add it; a status never goes back. */
+function applyOrder(o) {
+  if (!o || o.user_id !== state.userId || typeof o.order_id !== 'string') return;
+  const i = state.orders.findIndex((x) => x.order_id === o.order_id);
+  if (i >= 0) {
+    if (state.orders[i].status !== 'NEW' && o.status === 'NEW') return;
+    state.orders[i] = o;
+  } else {
+    state.orders.unshift(o);
+    state.orders.sort(newestFirst);
+  }
+  let settled = false;
+  if (o.status === 'NEW') state.pending.add(o.order_id);
+  else settled = state.pending.delete(o.order_id);
+  state.ordersKey = JSON.stringify(state.orders);
+  renderOrders();
+  if (settled) settledListener();
+}
+
+/**
+ * The fetched list with what the stream said meanwhile: a list answer may be older than an
+ * event that already arrived, so an order the stream settled stays settled, and one it added
+ * stays listed.
+ */
+function merged(fetched) {
+  const known = new Map(state.orders.map((o) => [o.order_id, o]));
+  const out = fetched.map((o) => {
+    const k = known.get(o.order_id);
+    return k && k.status !== 'NEW' && o.status === 'NEW' ? k : o;
+  });
+  const listed = new Set(out.map((o) => o.order_id));
+  for (const o of state.orders) if (!listed.has(o.order_id)) out.push(o);
+  return out.sort(newestFirst);
+}
+
+/** The API's order: created_at descending, then order_id descending (ids are time-ordered). */
+function newestFirst(a, b) {
+  const byTime = (Date.parse(b.created_at) || 0) - (Date.parse(a.created_at) || 0);
+  if (byTime) return byTime;
+  if (a.order_id === b.order_id) return 0;
+  return b.order_id < a.order_id ? -1 : 1;
+}
+
 // ---------------------------------------------------------------- loading and polling
 
 export function stopPolling() {
@@ -141,8 +240,10 @@ export async function loadOrders() {
     if (ctrl.signal.aborted || uid !== state.userId) return;
     state.ordersAbort = null;
     showError($('orders-msg'), err);
-    // Keep trying while something is still being processed.
-    if (state.pending.size || state.orders.some((o) => o.status === 'NEW')) schedulePoll(POLL_RETRY_MS);
+    // Keep trying while something is still being processed (the stream, when up, does).
+    if (!state.streamLive && (state.pending.size || state.orders.some((o) => o.status === 'NEW'))) {
+      schedulePoll(POLL_RETRY_MS);
+    }
     return;
   }
   if (ctrl.signal.aborted || uid !== state.userId) return;
@@ -150,6 +251,7 @@ export async function loadOrders() {
   clearMsg($('orders-msg'));
 
   if (!Array.isArray(orders)) orders = [];
+  if (state.streamLive) orders = merged(orders);
   let settled = false;
   for (const o of orders) {
     if (o.status === 'NEW') state.pending.add(o.order_id);
@@ -164,5 +266,5 @@ export async function loadOrders() {
   }
   if (settled) settledListener();
 
-  if (orders.some((o) => o.status === 'NEW')) schedulePoll(POLL_MS);
+  if (!state.streamLive && orders.some((o) => o.status === 'NEW')) schedulePoll(POLL_MS);
 }

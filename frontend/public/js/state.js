@@ -16,6 +16,10 @@ export const state = {
   pending: new Set(),
   pollTimer: 0,
   ordersAbort: null,
+  /** the order stream (EventSource) of the current user, its state and its retry timer */
+  stream: null,
+  streamLive: false,
+  streamRetry: 0,
   switching: false,
 };
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures::StreamExt;
 use gateway::config::Settings;
 use poem::endpoint::make;
 use poem::http::StatusCode;
@@ -24,7 +25,8 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 /// Starts a fake upstream called `name` and returns its base URL.
 ///
 /// Routes: `/health` → 200; `*/slow` → answers after [`SLOW`]; `*/redirect` → 302;
-/// `*/big` → 1 MiB streamed; anything else → 201 with the request echoed as JSON and an
+/// `*/big` → 1 MiB streamed; `*/ticks` → an event stream of 10 `tick` events 100 ms apart;
+/// anything else → 201 with the request echoed as JSON and an
 /// `x-upstream: <name>` header.
 pub async fn fake_upstream(name: &'static str) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -40,6 +42,21 @@ pub async fn fake_upstream(name: &'static str) -> String {
                 .status(StatusCode::FOUND)
                 .header("location", "/elsewhere")
                 .finish();
+        }
+        if path.ends_with("/ticks") {
+            let ticks = futures::stream::unfold(0, |i| async move {
+                if i == 10 {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some((
+                    Ok::<_, std::io::Error>(format!("data: tick {i}\n\n")),
+                    i + 1,
+                ))
+            });
+            return Response::builder().content_type("text/event-stream").body(
+                Body::from_bytes_stream(ticks.map(|r| r.map(String::into_bytes))),
+            );
         }
         if path.ends_with("/big") {
             let chunks = (0..256).map(|_| Ok::<_, std::io::Error>(vec![b'z'; 4096]));

@@ -4,7 +4,9 @@
 use poem::http::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::gateway_with_fakes;
+use std::time::Duration;
+
+use crate::helpers::{fake_upstream, gateway_with_fakes, spawn_gateway};
 
 /// A POST with path, query, body and headers reaches orders unchanged (minus hop-by-hop
 /// headers, plus x-forwarded-*), and the upstream's status, body and headers come back.
@@ -232,4 +234,31 @@ async fn a_body_on_get_is_refused_not_relayed() {
     .await;
     assert!(status.contains(" 400 "), "{status} {body}");
     assert!(body.contains("take no body"), "{body}");
+}
+
+/// An event stream outlives the upstream timeout (300 ms here, the stream takes 1 s): the
+/// gateway relays it to the end, as it comes; an ordinary response that slow is cut.
+#[tokio::test]
+async fn an_event_stream_is_relayed_beyond_the_upstream_timeout() {
+    let orders = fake_upstream("orders").await;
+    let payments = fake_upstream("payments").await;
+    let gw = spawn_gateway(&orders, &payments, Duration::from_millis(300)).await;
+
+    let streamed = gw
+        .http
+        .get(gw.url("/orders/ticks"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 200);
+    let body = streamed.text().await.unwrap();
+    assert_eq!(body.matches("data: tick").count(), 10, "{body}");
+
+    let ordinary = gw.get("/orders/ticks").await;
+    let cut = ordinary
+        .text()
+        .await
+        .map_or(true, |b| b.matches("data: tick").count() < 10);
+    assert!(cut, "an ordinary response is cut at the upstream timeout");
 }

@@ -4,20 +4,26 @@
 //! response DTO. Nothing is written unless the whole request is valid.
 
 mod dto;
+mod stream;
 
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 use sqlx::PgPool;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 use contract::{OrderId, UserId};
 use platform::ApiError;
 use platform::body::JsonBody;
+use platform::error::{ErrorCode, ErrorEnvelope};
 use platform::idempotency::{KeyHeader, Keyed, Keys};
 
 use crate::domain::{NewOrder, OrderStatus, Page};
+use crate::feed::{Cursor, Feed};
 use crate::store;
 pub use dto::{CreateOrderRequest, CreatedOrder, CreatedOrderData, OrderData, OrderDto, OrderList};
+pub use stream::{KEEP_ALIVE, OrderStream, StreamEvent};
 
 #[derive(Tags)]
 enum ApiTags {
@@ -30,18 +36,44 @@ pub struct OrdersApi {
     pool: PgPool,
     requests_topic: String,
     keys: Keys,
+    feed: Arc<Feed>,
+    /// Ends the order streams when the service stops (they would hold the drain otherwise).
+    shutdown: CancellationToken,
 }
 
 impl OrdersApi {
-    /// An API over the orders database, remembering idempotency keys as `keys` says.
-    pub fn new(pool: PgPool, requests_topic: String, keys: Keys) -> Self {
+    /// An API over the orders database, remembering idempotency keys as `keys` says and
+    /// serving order streams from `feed` until `shutdown`.
+    pub fn new(
+        pool: PgPool,
+        requests_topic: String,
+        keys: Keys,
+        feed: Arc<Feed>,
+        shutdown: CancellationToken,
+    ) -> Self {
         OrdersApi {
             pool,
             requests_topic,
             keys,
+            feed,
+            shutdown,
         }
     }
 }
+
+/// Answers of GET /orders/stream that are not the stream itself.
+fn too_many_streams() -> ApiError {
+    ApiError::Unavailable(
+        Json(ErrorEnvelope::new(
+            ErrorCode::Unavailable,
+            "too many open order streams, retry later",
+        )),
+        STREAM_RETRY_AFTER_SECS,
+    )
+}
+
+/// Seconds a client refused a stream waits before trying again (and polls meanwhile).
+const STREAM_RETRY_AFTER_SECS: u32 = 5;
 
 /// Answers of POST /orders.
 #[derive(ApiResponse)]
@@ -141,6 +173,32 @@ impl OrdersApi {
         Ok(ListOrdersResponse::Ok(Json(OrderList {
             data: orders.into_iter().map(OrderDto::from).collect(),
         })))
+    }
+
+    /// Follow a user's orders live (Server-Sent Events, `text/event-stream`): an `order` event
+    /// with the order as `GET /orders/{order_id}` shows it, each time one of the user's orders
+    /// is created or settles. Send `Last-Event-ID` (browsers' EventSource does) to resume
+    /// without losing a change; changes caught up that way come without ids, followed by an
+    /// id-only message. Keep-alive comments every 15 s. At most `ORDER_STREAMS_MAX` streams per
+    /// instance: past that a 503 with `Retry-After`. See docs/API.md.
+    #[oai(path = "/orders/stream", method = "get", tag = "ApiTags::Orders")]
+    async fn stream_orders(
+        &self,
+        /// Whose orders.
+        user_id: Query<UserId>,
+        /// The last event id received, to resume after it.
+        #[oai(name = "Last-Event-ID")]
+        last_event_id: Header<Option<Cursor>>,
+    ) -> Result<OrderStream, ApiError> {
+        stream::open(
+            &self.feed,
+            &self.pool,
+            user_id.0,
+            last_event_id.0,
+            self.shutdown.clone(),
+        )
+        .await?
+        .ok_or_else(too_many_streams)
     }
 
     /// Get one order with its current status.

@@ -172,6 +172,46 @@ pub async fn rerequest_stale(
     Ok(due.len())
 }
 
+/// The position the order stream starts from now: every transaction with a lower id has
+/// finished (its changes are visible to any later query).
+pub async fn watermark(pool: &PgPool) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+        .fetch_one(pool)
+        .await
+}
+
+/// A page of `user`'s orders whose last change is at or after `after` in (transaction id,
+/// order id) order — the catch-up of a stream resuming at a cursor — each with that
+/// transaction id, oldest change first.
+pub async fn changed_since(
+    pool: &PgPool,
+    user_id: UserId,
+    after: (&str, OrderId),
+    limit: i64,
+) -> Result<Vec<(String, Order)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Changed {
+        changed_xid: String,
+        #[sqlx(flatten)]
+        order: OrderRow,
+    }
+    let rows: Vec<Changed> = sqlx::query_as(concat!(
+        "SELECT changed_xid::text AS changed_xid, ",
+        columns!(),
+        " FROM orders WHERE user_id = $1 AND (changed_xid, order_id) > ($2::text::xid8, $3) \
+         ORDER BY changed_xid, order_id LIMIT $4"
+    ))
+    .bind(user_id.0)
+    .bind(after.0)
+    .bind(after.1.0)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| Ok((r.changed_xid, Order::try_from(r.order)?)))
+        .collect()
+}
+
 /// Moves a `NEW` order to its terminal state; false when it was not `NEW` (a replay) or unknown.
 pub async fn settle(
     conn: &mut PgConnection,
@@ -180,7 +220,8 @@ pub async fn settle(
     reason: Option<FailureReason>,
 ) -> Result<bool, sqlx::Error> {
     let changed = sqlx::query(
-        "UPDATE orders SET status = $2, failure_reason = $3, updated_at = now() \
+        "UPDATE orders SET status = $2, failure_reason = $3, updated_at = now(), \
+             changed_xid = pg_current_xact_id() \
          WHERE order_id = $1 AND status = 'NEW'",
     )
     .bind(order_id.0)

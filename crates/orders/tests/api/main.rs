@@ -15,6 +15,7 @@
 //! - [`payment_results`]: results consumed from the bus settle orders once; poison is
 //!   dead-lettered.
 //! - [`idempotency`]: Idempotency-Key on POST /orders (replay, conflict, bursts, expiry).
+//! - [`stream`]: GET /orders/stream (live changes, resume, listener gap, bound, keep-alive).
 //! - [`routing`]: health, unknown routes and wrong methods.
 //! - [`lifecycle`]: restart without losing or repeating work; an unreachable broker.
 
@@ -28,4 +29,5 @@ mod lifecycle;
 mod payment_results;
 mod read_orders;
 mod routing;
+mod stream;
 mod validation;

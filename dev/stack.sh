@@ -263,13 +263,14 @@ browser_tests() {
 	return "$rc"
 }
 
-# loadgen_smoke — the load tool for a few seconds against the running stack (no pgbench, no
-# timing asserted: it proves the tool runs); sets LOAD_RESULT.
+# loadgen_smoke — the load tool and the stream probe for a few seconds against the running stack
+# (no pgbench, no timing asserted: it proves the tools run); sets LOAD_RESULT.
 loadgen_smoke() {
 	local t rc=0
 	t=$(clock)
 	(cd "$ROOT" && cargo run -q -p loadgen -- --clients 4 --orders 40 --users 4 \
-		--pgbench-seconds 0 --settle-timeout-s 60) || rc=$?
+		--pgbench-seconds 0 --settle-timeout-s 60 &&
+		cargo run -q -p loadgen --bin stream-probe -- --orders 5 --idle-streams 10 --window-s 1) || rc=$?
 	LOAD_RESULT="$( ((rc == 0)) && echo passed || echo "FAILED (exit $rc)") in $(since "$t")s"
 	return "$rc"
 }

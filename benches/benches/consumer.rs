@@ -101,6 +101,7 @@ fn consumer(c: &mut Criterion) {
                             let handler = payments::workers::handler(
                                 pool.clone(),
                                 unique_topic("bench-results"),
+                                Arc::new(platform::metrics::Metrics::new(Vec::new())),
                             );
                             let stop = CancellationToken::new();
                             let consumer =

@@ -17,6 +17,7 @@
 //!
 //! The stop signal is honoured between batches: an in-flight handler always finishes.
 
+use platform::metrics::Outcome;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -199,6 +200,7 @@ pub struct Consumer {
     retry: RetryPolicy,
     /// Failed attempts so far of messages that failed transiently, by message identity.
     attempts: std::collections::HashMap<String, u32>,
+    metrics: platform::metrics::ConsumerMetrics,
 }
 
 /// Most messages whose attempts are remembered at once; past it the count starts over (a
@@ -222,7 +224,14 @@ impl Consumer {
             batch: BatchSettings::default(),
             retry: RetryPolicy::default(),
             attempts: std::collections::HashMap::new(),
+            metrics: Default::default(),
         }
+    }
+
+    /// The same consumer counting outcomes and batch times into `metrics`.
+    pub fn with_metrics(mut self, metrics: platform::metrics::ConsumerMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The same consumer giving up on a message after `retry` (default [`RetryPolicy::default`]).
@@ -264,7 +273,11 @@ impl Consumer {
                     continue;
                 }
             };
+            let started = std::time::Instant::now();
             let results = self.handler.handle_batch(&batch).await;
+            self.metrics
+                .batch_seconds
+                .observe(started.elapsed().as_secs_f64());
             let done = self.settle(sub.as_mut(), &batch, results).await;
             if done == batch.len() {
                 backoff = MIN_BACKOFF;
@@ -346,15 +359,26 @@ impl Consumer {
                 }
                 other => other,
             };
-            let finished: Result<(), BoxedError> = match result {
-                Ok(()) => Ok(()),
-                Err(HandleError::Poison(reason)) => self.dead_letter(delivery, &reason).await,
-                Err(HandleError::Retry(e) | HandleError::Unavailable(e)) => Err(e),
+            let (finished, outcome): (Result<(), BoxedError>, _) = match result {
+                Ok(()) => (Ok(()), Outcome::ok),
+                Err(HandleError::Poison(reason)) => (
+                    self.dead_letter(delivery, &reason).await,
+                    Outcome::dead_lettered,
+                ),
+                Err(HandleError::Retry(e) | HandleError::Unavailable(e)) => {
+                    (Err(e), Outcome::retried)
+                }
             };
             let acked = match finished {
                 Ok(()) => sub.ack(delivery).await.map_err(Into::into),
                 Err(e) => Err(e),
             };
+            let outcome = if acked.is_ok() {
+                outcome
+            } else {
+                Outcome::retried
+            };
+            self.metrics.count(&self.topic, outcome);
             if let Err(e) = acked {
                 tracing::warn!(
                     topic = %self.topic,

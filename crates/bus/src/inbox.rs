@@ -59,6 +59,7 @@ pub struct Transactional<A> {
     pool: PgPool,
     apply: A,
     inbox: bool,
+    metrics: platform::metrics::ConsumerMetrics,
 }
 
 impl<A: Apply> Transactional<A> {
@@ -68,7 +69,14 @@ impl<A: Apply> Transactional<A> {
             pool,
             apply,
             inbox: false,
+            metrics: Default::default(),
         }
+    }
+
+    /// Counts the duplicates the inbox skips into `metrics` (`outcome="duplicate"`).
+    pub fn with_metrics(mut self, metrics: platform::metrics::ConsumerMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Also records each message id in the inbox first and skips what it already holds.
@@ -77,18 +85,19 @@ impl<A: Apply> Transactional<A> {
         self
     }
 
-    /// One delivery inside the batch: savepoint, inbox, apply; undone alone on failure.
-    async fn one(&self, tx: &mut PgConnection, delivery: &Delivery) -> Result<(), HandleError> {
+    /// One delivery inside the batch: savepoint, inbox, apply; undone alone on failure. True
+    /// when the inbox skipped it as a duplicate.
+    async fn one(&self, tx: &mut PgConnection, delivery: &Delivery) -> Result<bool, HandleError> {
         sqlx::query("SAVEPOINT message").execute(&mut *tx).await?;
         let applied = async {
             if self.inbox {
                 let id = delivery.message_id().map_err(HandleError::Poison)?;
                 if !admit(tx, id).await? {
                     tracing::info!(message_id = %id, "duplicate message skipped");
-                    return Ok(());
+                    return Ok(true);
                 }
             }
-            self.apply.apply(tx, delivery).await
+            self.apply.apply(tx, delivery).await.map(|()| false)
         }
         .await;
         let end = if applied.is_ok() {
@@ -104,15 +113,23 @@ impl<A: Apply> Transactional<A> {
         let mut tx = self.pool.begin().await?;
         self.apply.prepare(&mut tx, batch).await?;
         let mut results = Vec::with_capacity(batch.len());
+        let mut duplicates = Vec::new();
         for delivery in batch {
             let result = self.one(&mut tx, delivery).await;
             let retry = result.as_ref().is_err_and(HandleError::is_retry);
-            results.push(result);
+            if let Ok(true) = result {
+                duplicates.push(&delivery.topic);
+            }
+            results.push(result.map(drop));
             if retry {
                 break;
             }
         }
         tx.commit().await?;
+        for topic in duplicates {
+            self.metrics
+                .count(topic, platform::metrics::Outcome::duplicate);
+        }
         fill_retries(&mut results, batch.len());
         Ok(results)
     }

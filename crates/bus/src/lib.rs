@@ -27,6 +27,7 @@ pub mod kafka;
 pub mod message;
 pub mod outbox;
 pub mod rabbitmq;
+pub mod retention;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

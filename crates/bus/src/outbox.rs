@@ -96,6 +96,7 @@ pub struct OutboxRelay {
     pool: PgPool,
     bus: Arc<dyn MessageBus>,
     settings: RelaySettings,
+    metrics: platform::metrics::RelayMetrics,
 }
 
 /// One claimed row.
@@ -121,7 +122,14 @@ impl OutboxRelay {
             pool,
             bus,
             settings,
+            metrics: Default::default(),
         }
+    }
+
+    /// The same relay counting what it publishes into `metrics`.
+    pub fn with_metrics(mut self, metrics: platform::metrics::RelayMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Claims the keys of the oldest pending rows that no other relay owns, publishes their rows
@@ -162,6 +170,9 @@ impl OutboxRelay {
         .bind(self.settings.batch_size)
         .fetch_all(&mut *tx)
         .await?;
+        if !rows.is_empty() {
+            self.metrics.batch.observe(rows.len() as f64);
+        }
         let outcomes =
             futures::future::join_all(by_key(rows).into_iter().map(|rows| self.publish_key(rows)))
                 .await;
@@ -170,6 +181,7 @@ impl OutboxRelay {
         for outcome in outcomes {
             published.extend(outcome.published);
             if let Some((id, e)) = outcome.failed {
+                self.metrics.errors.inc();
                 sqlx::query(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
                 )
@@ -185,6 +197,7 @@ impl OutboxRelay {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.metrics.published.inc_by(published.len() as u64);
         match first_error {
             Some(e) if published.is_empty() => Err(e),
             Some(e) => {

@@ -1,7 +1,8 @@
 //! The broker the stack runs on (`BROKER`) restarted in the middle of a stream of orders
 //! (`dev/stack.sh restart-broker`, data kept): orders keep being accepted meanwhile (they wait in
-//! the outbox), orders' and payments' `/health` say 503 while the broker is away and 200 again
-//! after, and every order is settled, none lost, none debited twice, each user's paid in
+//! the outbox, and orders' `/metrics` shows `outbox_pending_rows` going up, then back to 0),
+//! orders' and payments' `/health` say 503 while the broker is away and 200 again after, and
+//! every order is settled, none lost, none debited twice, each user's paid in
 //! placement order.
 //!
 //! Its own test binary, so that no other scenario runs while the broker is away.
@@ -47,10 +48,16 @@ async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let health = tokio::spawn(watch_health(stop.clone()));
+    let backlog = tokio::spawn(watch_outbox(stop.clone()));
     testkit::restart_stack_broker(None).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.cancel();
     let placed = placing.await.unwrap();
+    let most_pending = backlog.await.unwrap();
+    assert!(
+        most_pending >= 10.0,
+        "outbox_pending_rows of orders went up while the broker was away: at most {most_pending}"
+    );
     for (service, seen) in health.await.unwrap() {
         assert!(
             seen.contains(&503),
@@ -88,6 +95,11 @@ async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
             }
             Some(all)
         }
+    })
+    .await;
+
+    testkit::eventually("the outbox drained", AFTER_RESTART, || async {
+        (pending_rows().await? == 0.0).then_some(())
     })
     .await;
 
@@ -131,4 +143,25 @@ async fn watch_health(stop: CancellationToken) -> Vec<(&'static str, Vec<u16>)> 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     seen
+}
+
+/// `outbox_pending_rows` on orders' `/metrics`, if it answered.
+async fn pending_rows() -> Option<f64> {
+    let url = format!("{}/metrics", testkit::required_env("ORDERS_URL"));
+    let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("outbox_pending_rows "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The largest `outbox_pending_rows` orders reported until `stop`.
+async fn watch_outbox(stop: CancellationToken) -> f64 {
+    let mut most = 0.0_f64;
+    while !stop.is_cancelled() {
+        if let Some(pending) = pending_rows().await {
+            most = most.max(pending);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    most
 }

@@ -1,14 +1,14 @@
 //! The gateway is ready only when it can reach both services behind it (SPEC §2).
 //!
-//! Each upstream is probed through its own `/health`, so "ready" means the service can reach its
-//! database and broker too, not merely that its port is open.
+//! Each upstream is probed through its own `/health/ready`, so "ready" means the service can
+//! reach its database and broker too, not merely that its port is open.
 
 use platform::health::HealthProbe;
 use poem::http::StatusCode;
 
 use crate::proxy::Upstream;
 
-/// Asks one upstream's `/health` and accepts only a 200.
+/// Asks one upstream's `/health/ready` and accepts only a 200.
 pub struct UpstreamProbe {
     upstream: Upstream,
     client: reqwest::Client,
@@ -28,7 +28,7 @@ impl HealthProbe for UpstreamProbe {
     }
 
     async fn check(&self) -> Result<(), String> {
-        let url = self.upstream.base.join("/health");
+        let url = self.upstream.base.join("/health/ready");
         let resp = self
             .client
             .get(url)
@@ -40,7 +40,7 @@ impl HealthProbe for UpstreamProbe {
         let _ = resp.bytes().await;
         match status {
             StatusCode::OK => Ok(()),
-            other => Err(format!("/health answered {other}")),
+            other => Err(format!("/health/ready answered {other}")),
         }
     }
 }

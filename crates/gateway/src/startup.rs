@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use platform::health::{HealthApi, HealthProbe};
 use platform::http::{finish, serve};
+use platform::metrics::Metrics;
 use poem::{Endpoint, EndpointExt, Response, Route};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +48,8 @@ pub fn app(
         Arc::new(UpstreamProbe::new(orders.clone(), client.clone())),
         Arc::new(UpstreamProbe::new(payments.clone(), client.clone())),
     ];
-    let allowed = Arc::new(openapi::routes());
+    let allowed = Arc::new(openapi::routes().with("/metrics", &[poem::http::Method::GET]));
+    let metrics = Arc::new(Metrics::new(Vec::new()));
     let api = openapi::own(HealthApi::new(probes));
     let swagger = openapi::swagger(&api);
 
@@ -59,10 +61,14 @@ pub fn app(
         .at("/accounts", payments.clone())
         .at("/accounts/*rest", payments)
         .nest("/swagger", swagger)
+        .at(
+            "/metrics",
+            poem::get(platform::metrics::endpoint(metrics.clone())),
+        )
         // The gateway's own operations (`/health`); everything unmatched ends here as a 404.
         .nest("/", api);
 
-    Ok(finish(routes, allowed).around(request_id::propagate))
+    Ok(finish(routes, allowed, metrics.http.clone()).around(request_id::propagate))
 }
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled, then drains in-flight requests.

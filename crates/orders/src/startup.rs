@@ -20,23 +20,29 @@ fn spec() -> ServiceSpec<OrdersApi, Transactional<PaymentResults>> {
         title: "Orders service",
         version: env!("CARGO_PKG_VERSION"),
         migrator: &crate::MIGRATOR,
+        inbox: false,
         consumes: |settings| settings.results_topic.clone(),
-        api: |pool, settings, shutdown| {
-            let feed = Feed::start(pool.clone(), settings.order_streams_max, shutdown.clone());
+        api: |ctx| {
+            let feed = Feed::start(
+                ctx.pool.clone(),
+                ctx.settings.order_streams_max,
+                ctx.shutdown.clone(),
+            );
             OrdersApi::new(
-                pool,
-                settings.requests_topic.clone(),
-                Keys::new(settings.idempotency_key_ttl),
+                ctx.pool.clone(),
+                ctx.settings.requests_topic.clone(),
+                Keys::new(ctx.settings.idempotency_key_ttl),
                 feed,
-                shutdown.clone(),
+                ctx.shutdown.clone(),
+                ctx.metrics.clone(),
             )
         },
-        handler: |pool, _| crate::workers::handler(pool),
-        chores: |pool, settings| {
+        handler: |ctx| crate::workers::handler(ctx.pool.clone(), ctx.metrics.clone()),
+        chores: |ctx| {
             let sweeper = crate::workers::Sweeper::new(
-                pool,
-                settings.requests_topic.clone(),
-                settings.order_sweep_after,
+                ctx.pool.clone(),
+                ctx.settings.requests_topic.clone(),
+                ctx.settings.order_sweep_after,
             );
             Ok(vec![Box::new(sweeper) as Box<dyn runtime::Chore>])
         },

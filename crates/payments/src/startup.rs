@@ -19,10 +19,23 @@ fn spec() -> ServiceSpec<AccountsApi, Transactional<PaymentRequests>> {
         title: "Payments service",
         version: env!("CARGO_PKG_VERSION"),
         migrator: &crate::MIGRATOR,
+        inbox: true,
         consumes: |settings| settings.requests_topic.clone(),
-        api: |pool, settings, _| AccountsApi::new(pool, Keys::new(settings.idempotency_key_ttl)),
-        handler: |pool, settings| crate::workers::handler(pool, settings.results_topic.clone()),
-        chores: |_, _| Ok(Vec::new()),
+        api: |ctx| {
+            AccountsApi::new(
+                ctx.pool.clone(),
+                Keys::new(ctx.settings.idempotency_key_ttl),
+                ctx.metrics.clone(),
+            )
+        },
+        handler: |ctx| {
+            crate::workers::handler(
+                ctx.pool.clone(),
+                ctx.settings.results_topic.clone(),
+                ctx.metrics.clone(),
+            )
+        },
+        chores: |_| Ok(Vec::new()),
     }
 }
 

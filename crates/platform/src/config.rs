@@ -66,6 +66,14 @@ pub struct ServiceSettings {
     /// Orders only: open `GET /orders/stream` responses allowed per instance
     /// (`ORDER_STREAMS_MAX`, default 1000); past it a client gets a 503.
     pub order_streams_max: usize,
+    /// Published outbox rows are deleted after this (`OUTBOX_RETENTION_S`, default 7 days).
+    pub outbox_retention: std::time::Duration,
+    /// Inbox rows are deleted after this (`INBOX_RETENTION_S`, default 14 days); never less
+    /// than [`Self::broker_retention`], or a redelivered message could pass the inbox twice.
+    pub inbox_retention: std::time::Duration,
+    /// How long the broker may still redeliver a message (`BROKER_RETENTION_S`, default 7 days:
+    /// Kafka's default `retention.ms`).
+    pub broker_retention: std::time::Duration,
 }
 
 impl ServiceSettings {
@@ -93,8 +101,45 @@ impl ServiceSettings {
                 var_or::<u64>("IDEMPOTENCY_KEY_TTL_S", 86_400)?.max(1),
             ),
             order_streams_max: var_or("ORDER_STREAMS_MAX", 1000)?,
+            outbox_retention: secs_or("OUTBOX_RETENTION_S", 7 * DAY)?,
+            inbox_retention: inbox_retention(
+                std::env::var("INBOX_RETENTION_S").ok(),
+                secs_or("BROKER_RETENTION_S", 7 * DAY)?,
+            )?,
+            broker_retention: secs_or("BROKER_RETENTION_S", 7 * DAY)?,
         })
     }
+}
+
+const DAY: u64 = 86_400;
+
+/// A duration in whole seconds (at least 1) with a default.
+fn secs_or(name: &str, default: u64) -> Result<std::time::Duration, ConfigError> {
+    Ok(std::time::Duration::from_secs(
+        var_or(name, default)?.max(1),
+    ))
+}
+
+/// `INBOX_RETENTION_S` (default 14 days), refused below the broker's retention.
+fn inbox_retention(
+    raw: Option<String>,
+    broker: std::time::Duration,
+) -> Result<std::time::Duration, ConfigError> {
+    let age = std::time::Duration::from_secs(
+        parse_or("INBOX_RETENTION_S", raw.clone(), 14 * DAY)?.max(1),
+    );
+    if age < broker {
+        return Err(ConfigError {
+            name: "INBOX_RETENTION_S".into(),
+            value: raw.unwrap_or_default(),
+            reason: format!(
+                "must be at least BROKER_RETENTION_S ({} s): the broker may redeliver a message \
+                 that old",
+                broker.as_secs()
+            ),
+        });
+    }
+    Ok(age)
 }
 
 /// The pure half of [`var_or`], separate so it is testable without touching the environment.
@@ -128,6 +173,15 @@ mod tests {
     #[test]
     fn value_is_trimmed_and_parsed() {
         assert_eq!(parse_or("PORT", Some(" 9000 ".into()), 1u16).unwrap(), 9000);
+    }
+
+    #[test]
+    fn an_inbox_kept_shorter_than_the_broker_keeps_messages_is_refused() {
+        let week = std::time::Duration::from_secs(7 * DAY);
+        assert_eq!(inbox_retention(None, week).unwrap().as_secs(), 14 * DAY);
+        let err = inbox_retention(Some("3600".into()), week).unwrap_err();
+        assert!(err.to_string().contains("BROKER_RETENTION_S"), "{err}");
+        assert!(inbox_retention(Some((7 * DAY).to_string()), week).is_ok());
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! `GET /health`: 200 only when the process can reach everything it needs (SPEC §2).
+//! `GET /health`: 200 only when the process can reach everything it needs (SPEC §2); and the
+//! two checks orchestrators distinguish: `GET /health/live` (the process is up and serving: a
+//! failure means restart it) and `GET /health/ready` (the same probes as `/health`: a failure
+//! means send it no traffic for now, a restart would not help).
 //!
-//! Each service passes the probes that matter to it (database, broker; the gateway its
-//! upstreams), so a readiness check means "can do real work", not merely "is running".
+//! Each service passes the probes that matter to it (database, broker, consumer joined; the
+//! gateway its upstreams), so readiness means "can do real work", not merely "is running".
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,18 +106,50 @@ impl HealthApi {
     }
 }
 
+/// Answers of `/health/live`.
+#[derive(Debug, ApiResponse)]
+pub enum LiveResponse {
+    /// The process is up and its HTTP server answers.
+    #[oai(status = 200)]
+    Ok(Json<HealthData>),
+}
+
+fn ok() -> Json<HealthData> {
+    Json(HealthData {
+        data: HealthStatus {
+            status: "ok".into(),
+        },
+    })
+}
+
 #[OpenApi]
 impl HealthApi {
     /// Readiness: 200 only when the database and broker (gateway: its upstreams) answer.
     #[oai(path = "/health", method = "get", tag = "HealthTag::Health")]
     async fn health(&self) -> HealthResponse {
+        self.readiness().await
+    }
+
+    /// Liveness: 200 whenever the process can answer at all; its dependencies do not count (a
+    /// database outage must not get every instance restarted).
+    #[oai(path = "/health/live", method = "get", tag = "HealthTag::Health")]
+    async fn live(&self) -> LiveResponse {
+        LiveResponse::Ok(ok())
+    }
+
+    /// Readiness, as orchestrators ask for it: the same answer as `/health` (database, broker
+    /// and a joined consumer; gateway: its upstreams).
+    #[oai(path = "/health/ready", method = "get", tag = "HealthTag::Health")]
+    async fn ready(&self) -> HealthResponse {
+        self.readiness().await
+    }
+}
+
+impl HealthApi {
+    async fn readiness(&self) -> HealthResponse {
         let failures = self.failures().await;
         if failures.is_empty() {
-            return HealthResponse::Ok(Json(HealthData {
-                data: HealthStatus {
-                    status: "ok".into(),
-                },
-            }));
+            return HealthResponse::Ok(ok());
         }
         tracing::warn!(failures = ?failures, "health check failed");
         let names: Vec<&str> = failures.iter().map(|(name, _)| name.as_str()).collect();
@@ -189,6 +224,17 @@ mod tests {
         resp.assert_status_is_ok();
         resp.assert_json(serde_json::json!({"data": {"status": "ok"}}))
             .await;
+    }
+
+    #[tokio::test]
+    async fn live_ignores_dependencies_and_ready_does_not() {
+        let client = client(vec![Arc::new(Fixed("database", false))]);
+        let live = client.get("/health/live").send().await;
+        live.assert_status_is_ok();
+        live.assert_json(serde_json::json!({"data": {"status": "ok"}}))
+            .await;
+        let ready = client.get("/health/ready").send().await;
+        ready.assert_status(poem::http::StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::conn::{GuardedAcceptor, Limits};
 use crate::error::{ErrorEnvelope, envelope_response};
+use crate::metrics::HttpMetrics;
 
 /// Largest accepted request body (SPEC §2).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -54,28 +55,49 @@ fn too_large() -> poem::Error {
     poem::Error::from_response(resp)
 }
 
-/// Applies the body limit and the error envelope to an application, and answers every 405 with
-/// the `Allow` header RFC 9110 §15.5.6 requires, from `allowed`.
+/// Applies the body limit and the error envelope to an application, answers every 405 with
+/// the `Allow` header RFC 9110 §15.5.6 requires, from `allowed`, and counts every answer in
+/// `http` by the route template `allowed` knows it by.
 pub fn finish(
     app: impl IntoEndpoint<Endpoint: 'static>,
     allowed: std::sync::Arc<AllowedMethods>,
+    http: HttpMetrics,
 ) -> impl Endpoint<Output = Response> {
     app.into_endpoint()
         .around(limit_body)
         .catch_all_error(|err| async move { envelope_response(err) })
         .around(move |next, req| {
             let allowed = allowed.clone();
+            let http = http.clone();
             async move {
+                let started = std::time::Instant::now();
                 let uri = req.uri().clone();
+                let method = req.method().clone();
                 let mut resp = next.call(req).await?;
                 if resp.status() == StatusCode::METHOD_NOT_ALLOWED
                     && let Some(allow) = allowed.allow(uri.path())
                 {
                     resp.headers_mut().insert(header::ALLOW, allow.clone());
                 }
+                let route = allowed.template(uri.path()).unwrap_or("unmatched");
+                http.observe(method.as_str(), route, resp.status(), started.elapsed());
                 Ok(resp)
             }
         })
+}
+
+/// `path` spelled as the OpenAPI document spells it (`/orders/{order_id}`, also for poem's
+/// `/orders/:order_id`), so every process labels a route the same way.
+fn document_path(path: &str) -> String {
+    let segments: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(|s| match s.strip_prefix(':') {
+            Some(name) => format!("{{{name}}}"),
+            None => s.to_owned(),
+        })
+        .collect();
+    format!("/{}", segments.join("/"))
 }
 
 /// Which methods each route answers, for the `Allow` header of a 405: taken from the OpenAPI
@@ -89,6 +111,8 @@ pub struct AllowedMethods {
 /// One path template, its methods, and the `Allow` value they make.
 #[derive(Debug, Clone)]
 struct AllowedRoute {
+    /// As declared (`/orders/{order_id}`), for metrics labels.
+    path: String,
     /// Segments; `None` matches any one segment.
     template: Vec<Option<String>>,
     /// Sorted, without duplicates.
@@ -130,6 +154,7 @@ impl AllowedMethods {
         let joined: Vec<&str> = all.iter().map(Method::as_str).collect();
         if let Ok(allow) = HeaderValue::from_str(&joined.join(", ")) {
             self.routes.push(AllowedRoute {
+                path: document_path(path),
                 template,
                 methods: all,
                 allow,
@@ -163,6 +188,11 @@ impl AllowedMethods {
     /// The `Allow` value for a request path, if a route matches it.
     pub fn allow(&self, path: &str) -> Option<&HeaderValue> {
         self.route(path).map(|r| &r.allow)
+    }
+
+    /// The template of the route matching `path` (`/orders/{order_id}`), if one does.
+    pub fn template(&self, path: &str) -> Option<&str> {
+        self.route(path).map(|r| r.path.as_str())
     }
 
     /// The route matching `path`; a literal segment beats a parameter, as in the router
@@ -337,7 +367,20 @@ mod tests {
         finish(
             Route::new().at("/echo", post(echo)),
             std::sync::Arc::new(AllowedMethods::default().with("/echo", &[Method::POST])),
+            HttpMetrics::default(),
         )
+    }
+
+    #[test]
+    fn templates_are_named_as_in_the_document() {
+        let allowed = AllowedMethods::default()
+            .with("/orders/:order_id", &[Method::GET])
+            .with("/accounts/{user_id}", &[Method::GET])
+            .with("/accounts/topup", &[Method::POST]);
+        assert_eq!(allowed.template("/orders/42"), Some("/orders/{order_id}"));
+        assert_eq!(allowed.template("/accounts/topup"), Some("/accounts/topup"));
+        assert_eq!(allowed.template("/accounts/7"), Some("/accounts/{user_id}"));
+        assert_eq!(allowed.template("/nowhere/at/all"), None);
     }
 
     #[tokio::test]

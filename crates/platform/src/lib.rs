@@ -9,6 +9,7 @@
 //! - [`http`]: middleware that puts every framework error into the envelope, the body limit,
 //!   serving with graceful shutdown, and a spec-only wrapper for merging OpenAPI documents.
 //! - [`conn`]: below HTTP — the connection cap and the header-read and request deadlines.
+//! - [`metrics`]: `GET /metrics`, each process's own Prometheus registry.
 //! - [`health`]: the `/health` operation, backed by probes each service supplies.
 //! - `idempotency` (feature `db`): `Idempotency-Key` on the POSTs, stored with the effect.
 //! - `db` (feature `db`), [`telemetry`], [`shutdown`]: connection pool, JSON logs, one stop
@@ -24,6 +25,7 @@ pub mod health;
 pub mod http;
 #[cfg(feature = "db")]
 pub mod idempotency;
+pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
 

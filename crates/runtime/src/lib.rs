@@ -3,7 +3,9 @@
 //! A service (orders, payments) declares what is its own in a [`ServiceSpec`] — its API, the
 //! topic it consumes and the handler for it, its migrations — and [`run`] does the rest, the
 //! same for both: database and migrations, the payment topology, the outbox relay, the consumer,
-//! the HTTP server with `/health` and `/openapi.json`, all stopped by one signal.
+//! the HTTP server with `/health` (`/live`, `/ready`), `/metrics` and `/openapi.json`, the
+//! shared chores (idempotency-key purge, retention of the messaging tables), all stopped by one
+//! signal. Each part is built from one [`Context`] and counts into the service's one registry.
 //!
 //! Start-up and shutdown order are therefore the same everywhere: the topology exists before
 //! anything publishes; on stop, HTTP drains first (no new outbox rows), then the relay and
@@ -15,11 +17,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bus::consumer::{BatchSettings, Consumer, Handler, RetryPolicy, dlq_spec};
 use bus::outbox::{OutboxRelay, RelaySettings};
+use bus::retention::{Deleted, Retention};
 use bus::{Joined, MessageBus, TopicSpec};
 use platform::config::ServiceSettings;
 use platform::health::{HealthApi, HealthProbe};
 use platform::http::{AllowedMethods, BodyErrors};
 use platform::idempotency::{Keys, Purge};
+use platform::metrics::{Metrics, Refresh, StateGauges};
 use poem::http::Method;
 use poem::{Endpoint, Route};
 use poem_openapi::{OpenApi, OpenApiService};
@@ -37,13 +41,27 @@ pub struct ServiceSpec<A, H> {
     pub migrator: &'static Migrator,
     /// The topic its one consumer reads, from the settings.
     pub consumes: fn(&ServiceSettings) -> String,
-    /// Its HTTP API on its database; the stop signal ends its long-lived responses (the order
-    /// stream) and whatever feeds them.
-    pub api: fn(PgPool, &ServiceSettings, &CancellationToken) -> A,
-    /// The handler of what it consumes, on its database.
-    pub handler: fn(PgPool, &ServiceSettings) -> H,
-    /// Its periodic maintenance on its database (orders: the NEW-order sweeper).
-    pub chores: fn(PgPool, &ServiceSettings) -> anyhow::Result<Chores>,
+    /// Its HTTP API; the stop signal ends its long-lived responses (the order stream) and
+    /// whatever feeds them.
+    pub api: fn(&Context) -> A,
+    /// The handler of what it consumes.
+    pub handler: fn(&Context) -> H,
+    /// Whether it consumes through an inbox table (payments): retention then prunes it too.
+    pub inbox: bool,
+    /// Its periodic maintenance (orders: the NEW-order sweeper).
+    pub chores: fn(&Context) -> anyhow::Result<Chores>,
+}
+
+/// What a service's parts are built from.
+pub struct Context<'a> {
+    /// Its database.
+    pub pool: PgPool,
+    /// Its settings.
+    pub settings: &'a ServiceSettings,
+    /// The stop signal.
+    pub shutdown: &'a CancellationToken,
+    /// Its registry (`/metrics`), for the business events it counts.
+    pub metrics: &'a Arc<Metrics>,
 }
 
 /// A service's chores, as [`ServiceSpec::chores`] builds them.
@@ -77,6 +95,30 @@ impl Chore for Purge {
         let n = Purge::run_once(self).await?;
         if n > 0 {
             tracing::info!(keys = n, "expired idempotency keys deleted");
+        }
+        Ok(())
+    }
+}
+
+/// Every service's outbox (and inbox, if any) is pruned the same way.
+#[async_trait]
+impl Chore for Retention {
+    fn name(&self) -> &'static str {
+        "retention"
+    }
+
+    fn every(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(60)
+    }
+
+    async fn run_once(&self) -> anyhow::Result<()> {
+        let deleted = Retention::run_once(self).await?;
+        if deleted != Deleted::default() {
+            tracing::info!(
+                outbox = deleted.outbox,
+                inbox = deleted.inbox,
+                "old messaging rows deleted"
+            );
         }
         Ok(())
     }
@@ -119,31 +161,51 @@ where
     else {
         return Ok(());
     };
+    let metrics = Arc::new(Metrics::new(vec![Arc::new(StateRefresh {
+        pool: pool.clone(),
+        max: settings.database_max_connections,
+    })]));
+    let ctx = Context {
+        pool: pool.clone(),
+        settings: &settings,
+        shutdown: &shutdown,
+        metrics: &metrics,
+    };
     let consumer = Consumer::new(
         bus.clone(),
         (spec.consumes)(&settings),
         settings.consumer_group.clone(),
-        Arc::new((spec.handler)(pool.clone(), &settings)),
+        Arc::new((spec.handler)(&ctx)),
     )
     .with_batches(BatchSettings::from_env()?)
-    .with_retries(RetryPolicy::from_env()?);
-    let mut chores = (spec.chores)(pool.clone(), &settings)?;
+    .with_retries(RetryPolicy::from_env()?)
+    .with_metrics(metrics.consumer.clone());
+    let mut chores = (spec.chores)(&ctx)?;
     chores.push(Box::new(
         Keys::new(settings.idempotency_key_ttl).purge(pool.clone()),
     ));
+    chores.push(Box::new(Retention::new(
+        pool.clone(),
+        settings.outbox_retention,
+        spec.inbox.then_some(settings.inbox_retention),
+    )));
     let app = app(
-        (spec.api)(pool.clone(), &settings, &shutdown),
+        (spec.api)(&ctx),
         spec.title,
         spec.version,
         pool.clone(),
         bus.clone(),
         &consumer,
+        metrics.clone(),
     );
+    let relay = OutboxRelay::new(pool.clone(), bus.clone(), RelaySettings::default())
+        .with_metrics(metrics.relay.clone());
     let service = Service {
         topology: payment_topology(&settings),
         pool,
         bus,
         consumer,
+        relay,
         chores,
         app,
     };
@@ -161,8 +223,8 @@ pub async fn migrate(url: &str, migrator: &Migrator) -> anyhow::Result<()> {
 }
 
 /// The HTTP application of a service: its API, `/health` (database and broker answer, and the
-/// consumer has joined its group) and the service's own `/openapi.json`, with the body limit and
-/// error envelope applied.
+/// consumer has joined its group), `/metrics` and the service's own `/openapi.json`, with the
+/// body limit and error envelope applied.
 fn app<T: OpenApi + 'static>(
     api: T,
     title: &str,
@@ -170,6 +232,7 @@ fn app<T: OpenApi + 'static>(
     pool: PgPool,
     bus: Arc<dyn MessageBus>,
     consumer: &Consumer,
+    metrics: Arc<Metrics>,
 ) -> impl Endpoint + use<T> {
     let health = HealthApi::new(vec![
         Arc::new(DatabaseProbe(pool)),
@@ -178,14 +241,46 @@ fn app<T: OpenApi + 'static>(
     ]);
     let allowed = Arc::new(
         AllowedMethods::of(&<(T, HealthApi) as OpenApi>::meta())
-            .with("/openapi.json", &[Method::GET]),
+            .with("/openapi.json", &[Method::GET])
+            .with("/metrics", &[Method::GET]),
     );
     let api = OpenApiService::new((BodyErrors(api), health), title, version);
     let spec = api.spec_endpoint();
+    let http = metrics.http.clone();
     platform::http::finish(
-        Route::new().at("/openapi.json", spec).nest("/", api),
+        Route::new()
+            .at("/openapi.json", spec)
+            .at("/metrics", poem::get(platform::metrics::endpoint(metrics)))
+            .nest("/", api),
         allowed,
+        http,
     )
+}
+
+/// The state gauges of a service: its outbox backlog and its pool, read at scrape time.
+struct StateRefresh {
+    pool: PgPool,
+    max: u32,
+}
+
+#[async_trait]
+impl Refresh for StateRefresh {
+    async fn refresh(&self, gauges: &StateGauges) -> Result<(), String> {
+        let idle = i64::try_from(self.pool.num_idle()).unwrap_or(i64::MAX);
+        gauges.db_idle.set(idle);
+        gauges.db_in_use.set(i64::from(self.pool.size()) - idle);
+        gauges.db_max.set(i64::from(self.max));
+        let (pending, oldest): (i64, f64) = sqlx::query_as(
+            "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 \
+             FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        gauges.outbox_pending.set(pending);
+        gauges.outbox_oldest_age.set(oldest);
+        Ok(())
+    }
 }
 
 /// The payment topics as both services declare them, whichever starts first: requests read by
@@ -209,6 +304,8 @@ struct Service<E> {
     topology: Vec<TopicSpec>,
     /// The service's one consumer.
     consumer: Consumer,
+    /// Its outbox relay.
+    relay: OutboxRelay,
     /// Its periodic maintenance.
     chores: Vec<Box<dyn Chore>>,
     /// The HTTP application.
@@ -249,6 +346,7 @@ async fn serve<E: Endpoint + 'static>(
         bus,
         topology,
         consumer,
+        relay,
         chores,
         app,
     } = service;
@@ -260,7 +358,7 @@ async fn serve<E: Endpoint + 'static>(
         _ = shutdown.cancelled() => None,
     };
     let workers = match topics_ready {
-        Some(Ok(())) => Some(spawn_workers(&pool, &bus, consumer, chores, &shutdown)),
+        Some(Ok(())) => Some(spawn_workers(relay, consumer, chores, &shutdown)),
         Some(Err(e)) => {
             // Without topics nothing can be relayed or consumed: stop rather than look alive.
             shutdown.cancel();
@@ -299,8 +397,7 @@ type WorkerHandles = (
 /// Starts the outbox relay, the consumer and the chores; a consumer that ends stops the whole
 /// service.
 fn spawn_workers(
-    pool: &PgPool,
-    bus: &Arc<dyn MessageBus>,
+    relay: OutboxRelay,
     consumer: Consumer,
     chores: Vec<Box<dyn Chore>>,
     shutdown: &CancellationToken,
@@ -309,9 +406,7 @@ fn spawn_workers(
         .into_iter()
         .map(|c| tokio::spawn(run_chore(c, shutdown.clone())))
         .collect();
-    let relay = tokio::spawn(
-        OutboxRelay::new(pool.clone(), bus.clone(), RelaySettings::default()).run(shutdown.clone()),
-    );
+    let relay = tokio::spawn(relay.run(shutdown.clone()));
     let consumer = tokio::spawn({
         let shutdown = shutdown.clone();
         async move {

@@ -137,6 +137,9 @@ impl ServiceUnderTest {
             order_sweep_after: Duration::from_secs(120),
             idempotency_key_ttl: Duration::from_secs(86_400),
             order_streams_max: 1000,
+            outbox_retention: Duration::from_secs(7 * 86_400),
+            inbox_retention: Duration::from_secs(14 * 86_400),
+            broker_retention: Duration::from_secs(7 * 86_400),
         };
         let mut app = ServiceUnderTest {
             address: String::new(),

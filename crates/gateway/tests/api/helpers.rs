@@ -24,7 +24,7 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 
 /// Starts a fake upstream called `name` and returns its base URL.
 ///
-/// Routes: `/health` → 200; `*/slow` → answers after [`SLOW`]; `*/redirect` → 302;
+/// Routes: `/health/ready` → 200; `*/slow` → answers after [`SLOW`]; `*/redirect` → 302;
 /// `*/big` → 1 MiB streamed; `*/ticks` → an event stream of 10 `tick` events 100 ms apart;
 /// anything else → 201 with the request echoed as JSON and an
 /// `x-upstream: <name>` header.
@@ -89,7 +89,7 @@ pub async fn fake_upstream(name: &'static str) -> String {
     });
     let health = make(|_req: Request| async { r#"{"data":{"status":"ok"}}"# });
     let app = Route::new()
-        .at("/health", health)
+        .at("/health/ready", health)
         .at("/*rest", echo)
         .map_to_response();
     let acceptor = TcpAcceptor::from_tokio(listener).unwrap();

@@ -262,3 +262,18 @@ async fn an_event_stream_is_relayed_beyond_the_upstream_timeout() {
         .map_or(true, |b| b.matches("data: tick").count() < 10);
     assert!(cut, "an ordinary response is cut at the upstream timeout");
 }
+
+/// The gateway's own `/metrics` counts what it relayed by the documented route template.
+#[tokio::test]
+async fn relayed_requests_are_counted_by_route_template() {
+    let gw = gateway_with_fakes().await;
+    let id = "6f4b0a0b-5a82-4d3a-8e9d-2f04135fbb38";
+    assert_eq!(gw.get(&format!("/orders/{id}")).await.status(), 201);
+
+    let resp = gw.get("/metrics").await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let line = r#"http_requests_total{method="GET",route="/orders/{order_id}",status="2xx"} 1"#;
+    assert!(text.contains(line), "{line} in\n{text}");
+    assert!(!text.contains(id), "no raw path in a label");
+}

@@ -31,6 +31,9 @@ async fn openapi_json_is_served() {
     assert_eq!(doc["info"]["title"], "Orders & Payments API");
     for (path, method) in [
         ("/health", "get"),
+        ("/health/live", "get"),
+        ("/health/ready", "get"),
+        ("/orders/stream", "get"),
         ("/orders", "post"),
         ("/orders", "get"),
         ("/orders/{order_id}", "get"),

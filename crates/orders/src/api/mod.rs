@@ -18,6 +18,7 @@ use platform::ApiError;
 use platform::body::JsonBody;
 use platform::error::{ErrorCode, ErrorEnvelope};
 use platform::idempotency::{KeyHeader, Keyed, Keys};
+use platform::metrics::Metrics;
 
 use crate::domain::{NewOrder, OrderStatus, Page};
 use crate::feed::{Cursor, Feed};
@@ -39,17 +40,19 @@ pub struct OrdersApi {
     feed: Arc<Feed>,
     /// Ends the order streams when the service stops (they would hold the drain otherwise).
     shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
 }
 
 impl OrdersApi {
-    /// An API over the orders database, remembering idempotency keys as `keys` says and
-    /// serving order streams from `feed` until `shutdown`.
+    /// An API over the orders database, remembering idempotency keys as `keys` says, serving
+    /// order streams from `feed` until `shutdown` and counting created orders in `metrics`.
     pub fn new(
         pool: PgPool,
         requests_topic: String,
         keys: Keys,
         feed: Arc<Feed>,
         shutdown: CancellationToken,
+        metrics: Arc<Metrics>,
     ) -> Self {
         OrdersApi {
             pool,
@@ -57,6 +60,7 @@ impl OrdersApi {
             keys,
             feed,
             shutdown,
+            metrics,
         }
     }
 }
@@ -146,6 +150,9 @@ impl OrdersApi {
                 })
             })
             .await?;
+        if !performed.replayed {
+            self.metrics.event("order_created", "NEW");
+        }
         let replayed = performed.replay_header();
         Ok(CreateOrderResponse::Created(
             Json(CreatedOrderData {

@@ -5,9 +5,12 @@
 //! does is ours. Idempotent by the conditional update: a replayed result finds the order no
 //! longer `NEW` and changes nothing, so no inbox is needed.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bus::{Apply, Delivery, HandleError, Transactional};
 use contract::events::{PAYMENT_RESULT, PaymentResult, check_type};
+use platform::metrics::Metrics;
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::settle;
@@ -62,13 +65,16 @@ impl runtime::Chore for Sweeper {
     }
 }
 
-/// Applies payment results to orders, a consumer batch per transaction.
-pub fn handler(pool: PgPool) -> Transactional<PaymentResults> {
-    Transactional::new(pool, PaymentResults)
+/// Applies payment results to orders, a consumer batch per transaction; settlements are counted
+/// in `metrics` (`business_events{event="order_settled"}`).
+pub fn handler(pool: PgPool, metrics: Arc<Metrics>) -> Transactional<PaymentResults> {
+    Transactional::new(pool, PaymentResults { metrics })
 }
 
 /// What one payment result does: settle its order if it is still `NEW`.
-pub struct PaymentResults;
+pub struct PaymentResults {
+    metrics: Arc<Metrics>,
+}
 
 #[async_trait]
 impl Apply for PaymentResults {
@@ -85,6 +91,8 @@ impl Apply for PaymentResults {
         let (status, reason) = settle(result.outcome);
         let changed = store::settle(tx, result.order_id, status, reason).await?;
         if changed {
+            let outcome = reason.map_or(status.as_db(), crate::domain::FailureReason::as_db);
+            self.metrics.event("order_settled", outcome);
             tracing::info!(order_id = %result.order_id, status = status.as_db(), "order settled");
         } else {
             tracing::info!(order_id = %result.order_id, "result ignored: order unknown or already settled");

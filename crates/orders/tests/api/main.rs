@@ -16,6 +16,7 @@
 //!   dead-lettered.
 //! - [`idempotency`]: Idempotency-Key on POST /orders (replay, conflict, bursts, expiry).
 //! - [`stream`]: GET /orders/stream (live changes, resume, listener gap, bound, keep-alive).
+//! - [`metrics`]: `GET /metrics` after one order's life.
 //! - [`routing`]: health, unknown routes and wrong methods.
 //! - [`lifecycle`]: restart without losing or repeating work; an unreachable broker.
 
@@ -26,6 +27,7 @@ mod create_order;
 mod helpers;
 mod idempotency;
 mod lifecycle;
+mod metrics;
 mod payment_results;
 mod read_orders;
 mod routing;

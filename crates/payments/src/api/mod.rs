@@ -15,6 +15,8 @@ use contract::{Money, UserId};
 use platform::ApiError;
 use platform::body::JsonBody;
 use platform::idempotency::{KeyHeader, Keyed, Keys};
+use platform::metrics::Metrics;
+use std::sync::Arc;
 
 use crate::store::{self, CreateError, TopUpError};
 pub use dto::{
@@ -32,12 +34,18 @@ enum ApiTags {
 pub struct AccountsApi {
     pool: PgPool,
     keys: Keys,
+    metrics: Arc<Metrics>,
 }
 
 impl AccountsApi {
-    /// An API over the payments database, remembering idempotency keys as `keys` says.
-    pub fn new(pool: PgPool, keys: Keys) -> Self {
-        AccountsApi { pool, keys }
+    /// An API over the payments database, remembering idempotency keys as `keys` says and
+    /// counting accounts opened and top-ups in `metrics`.
+    pub fn new(pool: PgPool, keys: Keys, metrics: Arc<Metrics>) -> Self {
+        AccountsApi {
+            pool,
+            keys,
+            metrics,
+        }
     }
 }
 
@@ -134,6 +142,9 @@ impl AccountsApi {
                 }
             })
             .await?;
+        if !performed.replayed {
+            self.metrics.event("account_opened", "ok");
+        }
         let replayed = performed.replay_header();
         Ok(CreateAccountResponse::Created(
             Json(AccountData {
@@ -179,6 +190,9 @@ impl AccountsApi {
                 }
             })
             .await?;
+        if !performed.replayed {
+            self.metrics.event("top_up", "ok");
+        }
         let replayed = performed.replay_header();
         Ok(TopUpResponse::Ok(
             Json(AccountData {

@@ -9,25 +9,44 @@
 //! exhausted) is dead-lettered and, when its order id can be read, settled as `REJECTED`
 //! ([`Apply::reject`]), so its order ends FAILED instead of waiting forever.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bus::{Apply, Delivery, HandleError, Transactional};
 use contract::events::{
     PAYMENT_REQUESTED, PAYMENT_RESULT, PaymentOutcome, PaymentRequested, PaymentResult, check_type,
 };
 use contract::{Money, OrderId, UserId};
+use platform::metrics::Metrics;
 use sqlx::{PgConnection, PgPool};
 
 use crate::store;
 
-/// Debits accounts for payment requests, a consumer batch per transaction.
-pub fn handler(pool: PgPool, results_topic: String) -> Transactional<PaymentRequests> {
-    Transactional::new(pool, PaymentRequests { results_topic }).with_inbox()
+/// Debits accounts for payment requests, a consumer batch per transaction; outcomes and the
+/// duplicates the inbox skips are counted in `metrics`.
+pub fn handler(
+    pool: PgPool,
+    results_topic: String,
+    metrics: Arc<Metrics>,
+) -> Transactional<PaymentRequests> {
+    let consumer = metrics.consumer.clone();
+    Transactional::new(
+        pool,
+        PaymentRequests {
+            results_topic,
+            metrics,
+        },
+    )
+    .with_inbox()
+    .with_metrics(consumer)
 }
 
 /// What one payment request does: pay (or refuse) once, and say so in the outbox.
 pub struct PaymentRequests {
     /// Where results are published (through the outbox).
     pub results_topic: String,
+    /// Counts outcomes (`business_events{event="payment"}`).
+    pub metrics: Arc<Metrics>,
 }
 
 /// The request of a delivery, or why it can never be applied.
@@ -71,6 +90,8 @@ impl Apply for PaymentRequests {
             reason: None,
         };
         self.answer(tx, &result).await?;
+        self.metrics
+            .event("payment", crate::domain::outcome_to_db(outcome));
         tracing::info!(order_id = %request.order_id, outcome = ?outcome, "payment settled");
         Ok(())
     }

@@ -17,6 +17,7 @@
 //!   results are published, poison is dead-lettered, and money is conserved.
 //! - [`history`]: the account's movements, newest first, adding up to the balance.
 //! - [`idempotency`]: Idempotency-Key on both POSTs (replay, conflict, bursts, expiry).
+//! - [`retention`]: old published outbox rows and old inbox rows are deleted, nothing else.
 //! - [`lifecycle`]: restart without losing or repeating work; an unreachable broker.
 
 // Tests may unwrap (house style: `unwrap()` only in tests).
@@ -29,4 +30,5 @@ mod idempotency;
 mod lifecycle;
 mod messaging;
 mod payment_requests;
+mod retention;
 mod validation;

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use platform::db::delete_in_batches;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -52,7 +53,7 @@ impl Retention {
                 .checked_sub(self.outbox)
                 .unwrap_or(UNIX_EPOCH),
         );
-        let outbox = in_batches(|| {
+        let outbox = delete_in_batches(BATCH, || {
             sqlx::query(
                 "DELETE FROM outbox WHERE id IN ( \
                      SELECT id FROM outbox WHERE id < $1 AND published_at IS NOT NULL \
@@ -66,7 +67,7 @@ impl Retention {
         let inbox = match self.inbox {
             None => 0,
             Some(age) => {
-                in_batches(|| {
+                delete_in_batches(BATCH, || {
                     sqlx::query(
                         "DELETE FROM inbox WHERE message_id IN ( \
                              SELECT message_id FROM inbox \
@@ -81,22 +82,6 @@ impl Retention {
             }
         };
         Ok(Deleted { outbox, inbox })
-    }
-}
-
-/// Runs `round` (one delete of at most [`BATCH`] rows) until a round deletes fewer; the total.
-async fn in_batches<F, Fut>(mut round: F) -> Result<u64, sqlx::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<sqlx::postgres::PgQueryResult, sqlx::Error>>,
-{
-    let mut total = 0;
-    loop {
-        let n = round().await?.rows_affected();
-        total += n;
-        if n < BATCH as u64 {
-            return Ok(total);
-        }
     }
 }
 

@@ -13,16 +13,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use contract::{Money, OrderId, UserId};
+use contract::UserId;
 use serde::Deserialize;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-use crate::domain::{FailureReason, Order, OrderStatus};
+use crate::domain::Order;
+use crate::store::OrderRow;
 
 /// The channel the `orders_changed` trigger notifies.
 const CHANNEL: &str = "order_changes";
@@ -208,44 +207,28 @@ async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-/// The trigger's payload (`migrations/orders/0005_order_changes.sql`).
+/// The trigger's payload (`migrations/orders/0005_order_changes.sql`): the row's columns and
+/// the cursor.
 #[derive(Deserialize)]
 struct Payload {
     cursor: String,
-    order_id: Uuid,
-    user_id: Uuid,
-    amount_minor: i64,
-    description: String,
-    status: String,
-    failure_reason: Option<String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    #[serde(flatten)]
+    order: OrderRow,
 }
 
 fn parse(payload: &str) -> Result<Change, String> {
     let p: Payload = serde_json::from_str(payload).map_err(|e| e.to_string())?;
-    let failure_reason = match p.failure_reason {
-        None => None,
-        Some(r) => Some(FailureReason::from_db(&r).ok_or(format!("failure_reason {r:?}"))?),
-    };
     Ok(Change {
         cursor: Cursor::parse(&p.cursor)?,
-        order: Order {
-            order_id: OrderId(p.order_id),
-            user_id: UserId(p.user_id),
-            amount: Money::from_minor(p.amount_minor).map_err(|e| e.to_string())?,
-            description: p.description,
-            status: OrderStatus::from_db(&p.status).ok_or(format!("status {:?}", p.status))?,
-            failure_reason,
-            created_at: p.created_at,
-            updated_at: p.updated_at,
-        },
+        order: Order::try_from(p.order).map_err(|e| e.to_string())?,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{FailureReason, OrderStatus};
+    use uuid::Uuid;
 
     #[test]
     fn cursors_are_unsigned_integers() {

@@ -43,3 +43,20 @@ fn is_transient(err: &sqlx::Error) -> bool {
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
 }
+
+/// Runs `round` — one `DELETE` of at most `batch` rows — until a round deletes fewer, and
+/// returns the total: cleanup in short transactions holding short locks.
+pub async fn delete_in_batches<F, Fut>(batch: i64, mut round: F) -> Result<u64, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<sqlx::postgres::PgQueryResult, sqlx::Error>>,
+{
+    let mut total = 0;
+    loop {
+        let n = round().await?.rows_affected();
+        total += n;
+        if n < u64::try_from(batch).unwrap_or(0) {
+            return Ok(total);
+        }
+    }
+}

@@ -330,9 +330,8 @@ impl Purge {
 
     /// Deletes every key older than the TTL; returns how many.
     pub async fn run_once(&self) -> Result<u64, sqlx::Error> {
-        let mut deleted = 0;
-        loop {
-            let n = sqlx::query(
+        crate::db::delete_in_batches(PURGE_BATCH, || {
+            sqlx::query(
                 "DELETE FROM idempotency_keys WHERE (user_id, key) IN ( \
                      SELECT user_id, key FROM idempotency_keys \
                      WHERE created_at < now() - make_interval(secs => $1) \
@@ -341,13 +340,8 @@ impl Purge {
             .bind(self.ttl.as_secs_f64())
             .bind(PURGE_BATCH)
             .execute(&self.pool)
-            .await?
-            .rows_affected();
-            deleted += n;
-            if n < PURGE_BATCH as u64 {
-                return Ok(deleted);
-            }
-        }
+        })
+        .await
     }
 }
 

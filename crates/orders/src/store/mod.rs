@@ -19,8 +19,10 @@ macro_rules! columns {
     };
 }
 
-#[derive(sqlx::FromRow)]
-struct OrderRow {
+/// An `orders` row as stored; also the shape of the `order_changes` notification
+/// (`crate::feed`), which carries the same columns.
+#[derive(sqlx::FromRow, serde::Deserialize)]
+pub(crate) struct OrderRow {
     order_id: Uuid,
     user_id: Uuid,
     amount_minor: i64,

@@ -12,6 +12,8 @@
 #   down     stops everything of ours in reverse order and checks that nothing is left
 #   status   what runs, where      logs     tail -F every log      clean    down + rm -rf .stack
 #   restart-broker  stop and start the local broker named by BROKER, data kept (a fault to test)
+#   scale    start/stop instances to match ORDERS_INSTANCES and PAYMENTS_INSTANCES (built
+#            binaries, running infrastructure), the gateway restarted to balance across them
 #   install  apt packages and the Kafka jars this needs (apt-get update only when something is
 #            missing); up, infra and test do it too (quietly; STACK_NO_INSTALL=1 skips it)
 #
@@ -22,7 +24,9 @@
 # before `up` are used instead of starting that component locally.
 # Other knobs: PG_PORT, KAFKA_PORT, KAFKA_CONTROLLER_PORT, RABBITMQ_PORT (default 5432, 9092,
 # 9093, 5672; a busy default port is replaced by a free one), GATEWAY_PORT, ORDERS_PORT,
-# PAYMENTS_PORT, FRONTEND_PORT (8080-8083), BROKER, RUST_LOG, STACK_PROFILE (debug),
+# PAYMENTS_PORT, FRONTEND_PORT (8080-8083), ORDERS_INSTANCES, PAYMENTS_INSTANCES (1; instance k
+# listens on the first one's port + 10(k-1), the gateway balances across them), BROKER, RUST_LOG,
+# STACK_PROFILE (debug),
 # STACK_SKIP_BUILD=1, KAFKA_HEAP_OPTS, STOP_TIMEOUT (30 s), SERVICE_TIMEOUT (60 s).
 set -euo pipefail
 
@@ -107,7 +111,7 @@ leftovers() {
 		esac
 	done
 	local name
-	for name in "${SERVICES[@]}"; do service_pid "$name" || true; done
+	for name in "${ALL_SERVICES[@]}"; do service_pid "$name" || true; done
 }
 
 # ---------------------------------------------------------------- commands
@@ -137,9 +141,8 @@ cmd_down() {
 	t=$(clock)
 	mkdir -p "$LOGS" "$PIDS"
 	nginx_down
-	service_down gateway
-	service_down payments
-	service_down orders
+	local name i
+	for ((i = ${#ALL_SERVICES[@]} - 1; i >= 0; i--)); do service_down "${ALL_SERVICES[$i]}"; done
 	rabbitmq_down
 	kafka_down
 	postgres_down
@@ -161,7 +164,10 @@ cmd_status() {
 	kafka_status
 	rabbitmq_status
 	local name
-	for name in "${SERVICES[@]}"; do service_status "$name"; done
+	for name in "${ALL_SERVICES[@]}"; do
+		[[ " ${SERVICES[*]} " == *" $name "* ]] || service_pid "$name" >/dev/null || continue
+		service_status "$name"
+	done
 	nginx_status
 	[[ -f $ENV_FILE ]] && echo "environment: $ENV_FILE"
 	return 0
@@ -169,7 +175,7 @@ cmd_status() {
 
 cmd_logs() {
 	local files=() name
-	for name in postgres kafka rabbitmq orders payments gateway nginx; do
+	for name in postgres kafka rabbitmq "${ALL_SERVICES[@]}" nginx; do
 		[[ -e $LOGS/$name.log ]] && files+=("$LOGS/$name.log")
 	done
 	((${#files[@]})) || die "no logs yet in $LOGS (run: make up)"
@@ -224,6 +230,18 @@ test_cleanup() {
 		for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do stop_component "${STARTED[$i]}"; done
 	fi
 	exit "$rc"
+}
+
+# Starts and stops service instances to match ORDERS_INSTANCES and PAYMENTS_INSTANCES on the
+# running infrastructure, with the binaries already built, and restarts the gateway so it
+# balances across them. Services run on BROKER (default kafka).
+cmd_scale() {
+	[[ -f $ENV_FILE ]] || die "scale: the stack's infrastructure is not up (run: make up)"
+	mkdir -p "$LOGS" "$PIDS"
+	# shellcheck source=/dev/null
+	. "$ENV_FILE"
+	DATABASE_URL_ORDERS_V=$DATABASE_URL_ORDERS DATABASE_URL_PAYMENTS_V=$DATABASE_URL_PAYMENTS \
+		KAFKA_BROKERS_V=$KAFKA_BROKERS AMQP_URL_V=$AMQP_URL STACK_SKIP_BUILD=1 services_up
 }
 
 # Stops and starts the broker named by BROKER (default kafka), keeping its data: the fault the
@@ -395,6 +413,7 @@ main() {
 	logs) cmd_logs ;;
 	test) cmd_test ;;
 	restart-broker) cmd_restart_broker ;;
+	scale) cmd_scale ;;
 	infra) cmd_infra ;;
 	install) cmd_install ;;
 	clean) cmd_clean ;;

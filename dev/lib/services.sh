@@ -7,7 +7,6 @@
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 PROFILE=${STACK_PROFILE:-debug}
 BIN_DIR=$TARGET_DIR/$PROFILE
-SERVICES=(orders payments gateway)
 SERVICE_HOST=${STACK_HTTP_HOST:-127.0.0.1}
 SERVICE_TIMEOUT=${SERVICE_TIMEOUT:-60}
 GATEWAY_PORT=${GATEWAY_PORT:-8080}
@@ -19,13 +18,56 @@ NGINX_CONF=$NGINX_DIR/nginx.conf
 FRONTEND_TEMPLATE=$ROOT/frontend/nginx.conf
 FRONTEND_ROOT=$ROOT/frontend/public
 
+# Instances: ORDERS_INSTANCES and PAYMENTS_INSTANCES (default 1, at most MAX_INSTANCES) run as
+# orders, orders-2, ... on ports ORDERS_PORT, ORDERS_PORT+10, ...; the gateway balances across them.
+MAX_INSTANCES=8
+INSTANCE_PORT_STEP=10
+ORDERS_INSTANCES=${ORDERS_INSTANCES:-1}
+PAYMENTS_INSTANCES=${PAYMENTS_INSTANCES:-1}
+for _count in "$ORDERS_INSTANCES" "$PAYMENTS_INSTANCES"; do
+	[[ $_count =~ ^[1-9]$ ]] && ((_count <= MAX_INSTANCES)) ||
+		die "ORDERS_INSTANCES and PAYMENTS_INSTANCES must be 1..$MAX_INSTANCES (got $_count)"
+done
+unset _count
+
+# instance_names KIND COUNT — orders orders-2 ... (the first instance keeps the plain name).
+instance_names() {
+	local k
+	echo "$1"
+	for ((k = 2; k <= $2; k++)); do echo "$1-$k"; done
+}
+readarray -t SERVICES < <(
+	instance_names orders "$ORDERS_INSTANCES"
+	instance_names payments "$PAYMENTS_INSTANCES"
+	echo gateway
+)
+# Every name an instance of ours may run under, wanted now or left from a larger stack.
+readarray -t ALL_SERVICES < <(
+	instance_names orders "$MAX_INSTANCES"
+	instance_names payments "$MAX_INSTANCES"
+	echo gateway
+)
+
+service_kind() { echo "${1%-[0-9]*}"; }
+service_index() { [[ $1 == *-[0-9]* ]] && echo "${1##*-}" || echo 1; }
+
 service_port() {
-	case $1 in
-	gateway) echo "$GATEWAY_PORT" ;;
-	orders) echo "$ORDERS_PORT" ;;
-	payments) echo "$PAYMENTS_PORT" ;;
+	local base
+	case $(service_kind "$1") in
+	gateway) base=$GATEWAY_PORT ;;
+	orders) base=$ORDERS_PORT ;;
+	payments) base=$PAYMENTS_PORT ;;
 	*) die "unknown service $1" ;;
 	esac
+	echo $((base + INSTANCE_PORT_STEP * ($(service_index "$1") - 1)))
+}
+
+# upstream_urls KIND COUNT — the gateway's list of KIND's instances (ORDERS_URL, PAYMENTS_URL).
+upstream_urls() {
+	local name urls=()
+	while read -r name; do urls+=("http://127.0.0.1:$(service_port "$name")"); done < <(instance_names "$1" "$2")
+	local IFS=,
+	echo "${urls[*]}"
 }
 # The running instance of service NAME started by us, whichever profile's binary it runs (the
 # binary is recorded at start: a release stack must be found, restarted or stopped from a debug
@@ -34,7 +76,7 @@ service_pid() { running_pid "$PIDS/$1.pid" "$(service_bin "$1")"; }
 service_bin() {
 	local bin
 	bin=$(state_get "BIN_$1")
-	echo "${bin:-$BIN_DIR/$1}"
+	echo "${bin:-$BIN_DIR/$(service_kind "$1")}"
 }
 
 # service_env NAME — the environment of service NAME, one VAR=value per line.
@@ -43,9 +85,9 @@ service_env() {
 	printf '%s\n' "HTTP_HOST=$SERVICE_HOST" "HTTP_PORT=$(service_port "$name")" "RUST_LOG=${RUST_LOG:-info}"
 	# Panics keep RUST_BACKTRACE; an error returned from main stays one readable line.
 	printf '%s\n' "RUST_LIB_BACKTRACE=${RUST_LIB_BACKTRACE:-0}"
-	case $name in
+	case $(service_kind "$name") in
 	orders | payments)
-		if [[ $name == orders ]]; then
+		if [[ $(service_kind "$name") == orders ]]; then
 			printf '%s\n' "DATABASE_URL=$DATABASE_URL_ORDERS_V"
 		else
 			printf '%s\n' "DATABASE_URL=$DATABASE_URL_PAYMENTS_V"
@@ -53,7 +95,8 @@ service_env() {
 		printf '%s\n' "BROKER=${BROKER:-kafka}" "KAFKA_BROKERS=$KAFKA_BROKERS_V" "AMQP_URL=$AMQP_URL_V"
 		;;
 	gateway)
-		printf '%s\n' "ORDERS_URL=http://127.0.0.1:$ORDERS_PORT" "PAYMENTS_URL=http://127.0.0.1:$PAYMENTS_PORT"
+		printf '%s\n' "ORDERS_URL=$(upstream_urls orders "$ORDERS_INSTANCES")" \
+			"PAYMENTS_URL=$(upstream_urls payments "$PAYMENTS_INSTANCES")"
 		;;
 	esac
 }
@@ -76,29 +119,42 @@ migrate() {
 	local name=$1 t envs
 	readarray -t envs < <(service_env "$name")
 	t=$(clock)
-	env "${envs[@]}" "$BIN_DIR/$name" migrate </dev/null >"$LOGS/$name-migrate.log" 2>&1 ||
+	env "${envs[@]}" "$BIN_DIR/$(service_kind "$name")" migrate </dev/null >"$LOGS/$name-migrate.log" 2>&1 ||
 		fail "$name migrate" "$LOGS/$name-migrate.log" "migrations failed"
 	log "$name: migrations applied in $(since "$t")s"
 }
 
 services_up() {
 	build_services
-	local name pid port envs fresh t0=() waiting=()
-	for name in "${SERVICES[@]}"; do
-		[[ -x $BIN_DIR/$name ]] || die "$BIN_DIR/$name not found (cargo build --workspace --bins should produce it)"
+	local name kind bin pid port envs fresh t0=() waiting=()
+	for kind in orders payments gateway; do
+		[[ -x $BIN_DIR/$kind ]] || die "$BIN_DIR/$kind not found (cargo build --workspace --bins should produce it)"
+	done
+	# Instances beyond the wanted counts (a larger stack before) stop first.
+	for name in "${ALL_SERVICES[@]}"; do
+		[[ " ${SERVICES[*]} " == *" $name "* ]] && continue
+		if pid=$(service_pid "$name"); then
+			log "$name: not wanted (ORDERS_INSTANCES=$ORDERS_INSTANCES PAYMENTS_INSTANCES=$PAYMENTS_INSTANCES): stopping"
+			service_down "$name"
+		fi
 	done
 	for name in "${SERVICES[@]}"; do
 		fresh=1
+		kind=$(service_kind "$name")
+		bin=$BIN_DIR/$kind
 		if pid=$(service_pid "$name"); then
 			fresh=0 # running before this command: a restart is not ours to stop in `test`
-			if [[ $(service_bin "$name") != "$BIN_DIR/$name" ]]; then
+			if [[ $(service_bin "$name") != "$bin" ]]; then
 				log "$name: runs $(service_bin "$name"), STACK_PROFILE=$PROFILE wanted: restarting"
 				stop_pid "$name" "$pid" "$STOP_TIMEOUT"
-			elif [[ $BIN_DIR/$name -nt $PIDS/$name.pid ]]; then
+			elif [[ $bin -nt $PIDS/$name.pid ]]; then
 				log "$name: binary rebuilt since it started: restarting"
 				stop_pid "$name" "$pid" "$STOP_TIMEOUT"
-			elif [[ $name != gateway && $(state_get "BROKER_$name") != "${BROKER:-kafka}" ]]; then
+			elif [[ $kind != gateway && $(state_get "BROKER_$name") != "${BROKER:-kafka}" ]]; then
 				log "$name: runs on $(state_get "BROKER_$name"), BROKER=${BROKER:-kafka} wanted: restarting"
+				stop_pid "$name" "$pid" "$STOP_TIMEOUT"
+			elif [[ $kind == gateway && $(state_get UPSTREAMS_gateway) != "$(upstreams_wanted)" ]]; then
+				log "gateway: balances $(state_get UPSTREAMS_gateway), $(upstreams_wanted) wanted: restarting"
 				stop_pid "$name" "$pid" "$STOP_TIMEOUT"
 			else
 				log "$name already running (pid $pid, :$(service_port "$name"))"
@@ -107,14 +163,18 @@ services_up() {
 		fi
 		port=$(service_port "$name")
 		port_in_use "$port" && die "$name: port $port is in use by a process not started by dev/stack.sh"
-		[[ $name == gateway ]] || migrate "$name"
+		[[ $kind == gateway ]] || migrate "$name"
 		rotate_log "$name"
 		readarray -t envs < <(service_env "$name")
 		t0+=("$(clock)")
-		nohup env "${envs[@]}" "$BIN_DIR/$name" </dev/null >>"$LOGS/$name.log" 2>&1 &
+		nohup env "${envs[@]}" "$bin" </dev/null >>"$LOGS/$name.log" 2>&1 &
 		echo $! >"$PIDS/$name.pid"
-		state_set "BIN_$name" "$BIN_DIR/$name"
-		[[ $name == gateway ]] || state_set "BROKER_$name" "${BROKER:-kafka}"
+		state_set "BIN_$name" "$bin"
+		if [[ $kind == gateway ]]; then
+			state_set UPSTREAMS_gateway "$(upstreams_wanted)"
+		else
+			state_set "BROKER_$name" "${BROKER:-kafka}"
+		fi
 		if ((fresh)); then started "$name"; fi
 		waiting+=("$name")
 	done
@@ -127,6 +187,9 @@ services_up() {
 		log "$name ready in $(since "${t0[$i]}")s (pid $pid, http://127.0.0.1:$port)"
 	done
 }
+
+# What the gateway should balance across: orders and payments instance counts.
+upstreams_wanted() { echo "orders=$ORDERS_INSTANCES,payments=$PAYMENTS_INSTANCES"; }
 
 service_down() {
 	local pid

@@ -86,10 +86,10 @@ impl<A: Apply> Transactional<A> {
     }
 
     /// One delivery inside the batch: savepoint, inbox, apply; undone alone on failure. True
-    /// when the inbox skipped it as a duplicate.
+    /// when the inbox skipped it as a duplicate. Runs under the trace the message carries.
     async fn one(&self, tx: &mut PgConnection, delivery: &Delivery) -> Result<bool, HandleError> {
         sqlx::query("SAVEPOINT message").execute(&mut *tx).await?;
-        let applied = async {
+        let applied = platform::trace::scope(delivery.trace(), async {
             if self.inbox {
                 let id = delivery.message_id().map_err(HandleError::Poison)?;
                 if !admit(tx, id).await? {
@@ -98,7 +98,7 @@ impl<A: Apply> Transactional<A> {
                 }
             }
             self.apply.apply(tx, delivery).await.map(|()| false)
-        }
+        })
         .await;
         let end = if applied.is_ok() {
             "RELEASE SAVEPOINT message"

@@ -23,7 +23,7 @@ pub struct Message {
     pub kind: String,
     /// JSON body.
     pub payload: Vec<u8>,
-    /// Further headers (e.g. trace context later); id and type are added by the bus.
+    /// Further headers (`traceparent`); id and type are added by the bus.
     pub headers: Vec<(String, String)>,
 }
 
@@ -120,6 +120,12 @@ impl Delivery {
             .ok_or_else(|| format!("missing {HEADER_MESSAGE_ID} header"))?;
         raw.parse()
             .map_err(|e| format!("invalid {HEADER_MESSAGE_ID} header {raw:?}: {e}"))
+    }
+
+    /// The trace to handle this delivery under: a new span of the one its `traceparent` header
+    /// names, or a new trace when it has none usable (a row written outside traced work).
+    pub fn trace(&self) -> platform::trace::TraceContext {
+        platform::trace::TraceContext::continue_or_root(self.header(platform::trace::TRACEPARENT))
     }
 
     /// Decodes the JSON body into the expected event type.

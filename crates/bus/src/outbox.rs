@@ -12,7 +12,8 @@
 //!
 //! Expected table (each service's migrations create it):
 //! `outbox(id uuid pk, seq bigserial, topic text, message_key text, message_type text,
-//! payload jsonb, created_at, published_at null, attempts int, last_error text)`, plus a
+//! payload jsonb, created_at, published_at null, attempts int, last_error text, traceparent text
+//! null)`, plus a
 //! statement trigger that runs `pg_notify('outbox', '')` after insert, and an index on
 //! `(message_key, seq)` of the pending rows.
 
@@ -31,7 +32,9 @@ use crate::{BusError, Message, MessageBus};
 /// The `LISTEN` channel the outbox trigger notifies.
 pub const NOTIFY_CHANNEL: &str = "outbox";
 
-/// Writes one event to the outbox on the caller's transaction; returns its message id.
+/// Writes one event to the outbox on the caller's transaction; returns its message id. The row
+/// carries the current trace ([`platform::trace::current`]) as a new span, the message's
+/// `traceparent`.
 pub async fn enqueue<T: Serialize>(
     conn: &mut PgConnection,
     topic: &str,
@@ -41,15 +44,17 @@ pub async fn enqueue<T: Serialize>(
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
     let payload = serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let traceparent = platform::trace::current().map(|c| c.child().to_string());
     sqlx::query(
-        "INSERT INTO outbox (id, topic, message_key, message_type, payload) \
-         VALUES ($1, $2, $3, $4, $5::jsonb)",
+        "INSERT INTO outbox (id, topic, message_key, message_type, payload, traceparent) \
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
     )
     .bind(id)
     .bind(topic)
     .bind(key)
     .bind(kind)
     .bind(payload)
+    .bind(traceparent)
     .execute(conn)
     .await?;
     Ok(id)
@@ -107,6 +112,7 @@ struct Row {
     message_key: String,
     message_type: String,
     payload: String,
+    traceparent: Option<String>,
 }
 
 /// What happened to one key's rows in a round: the published prefix, and the row that failed.
@@ -162,7 +168,7 @@ impl OutboxRelay {
         // A new statement, so a new snapshot: it sees everything the previous owner of these keys
         // committed before releasing them, and nothing it published is taken again.
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, topic, message_key, message_type, payload::text AS payload \
+            "SELECT id, topic, message_key, message_type, payload::text AS payload, traceparent \
              FROM outbox WHERE published_at IS NULL AND message_key = ANY($1) \
              ORDER BY seq LIMIT $2",
         )
@@ -218,7 +224,10 @@ impl OutboxRelay {
                 key: r.message_key,
                 kind: r.message_type,
                 payload: r.payload.into_bytes(),
-                headers: Vec::new(),
+                headers: r
+                    .traceparent
+                    .map(|t| vec![(platform::trace::TRACEPARENT.to_owned(), t)])
+                    .unwrap_or_default(),
             };
             if let Err(e) = self.bus.publish(&r.topic, &message).await {
                 return KeyOutcome {

@@ -32,6 +32,8 @@ pub struct Reply {
     pub text: String,
     /// Whether it said it replays an earlier answer (`Idempotent-Replayed: true`).
     pub replayed: bool,
+    /// The trace the request became part of (`traceresponse`, "" when absent).
+    pub traceresponse: String,
 }
 
 /// Sends `request` (`method url`, for messages) and keeps the answer raw.
@@ -55,6 +57,7 @@ async fn exchange(
     };
     let content_type = header(reqwest::header::CONTENT_TYPE.as_str());
     let replayed = header("idempotent-replayed") == "true";
+    let traceresponse = header("traceresponse");
     let text = response
         .text()
         .await
@@ -64,6 +67,7 @@ async fn exchange(
         content_type,
         text,
         replayed,
+        traceresponse,
     })
 }
 
@@ -304,12 +308,34 @@ impl Gateway {
 
     /// POST `body` as `application/json` with `Idempotency-Key: key`.
     pub async fn post_keyed(&self, path: &str, key: &str, body: &Value) -> Reply {
+        self.try_post_keyed(path, key, body)
+            .await
+            .unwrap_or_else(|problem| panic!("{problem}"))
+    }
+
+    /// Like [`Gateway::post_keyed`], but a transport failure is returned (to retry the key).
+    pub async fn try_post_keyed(
+        &self,
+        path: &str,
+        key: &str,
+        body: &Value,
+    ) -> Result<Reply, String> {
         let url = format!("{}{path}", self.base);
         let request = self
             .http
             .post(&url)
             .header("Idempotency-Key", key)
             .json(body);
+        exchange(request, &Method::POST, &url).await
+    }
+
+    /// POST `body` as `application/json` with `traceparent: traceparent` when given.
+    pub async fn post_traced(&self, path: &str, traceparent: Option<&str>, body: &Value) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.post(&url).json(body);
+        if let Some(value) = traceparent {
+            request = request.header("traceparent", value);
+        }
         exchange(request, &Method::POST, &url)
             .await
             .unwrap_or_else(|problem| panic!("{problem}"))

@@ -1,91 +1,53 @@
-//! Two instances of orders and two of payments at once, on whichever broker the stack runs
-//! (`BROKER`): the stack's own processes plus a second instance of each started here, in
-//! process, exactly as `main` starts one, on the same databases and consumer groups. Both
-//! orders relays drain one outbox and both payments consumers share one group, yet every user's
-//! orders are paid in the order they were placed.
+//! Two instances of orders and two of payments in the running stack (`dev/stack.sh scale`, on
+//! whichever broker it runs, `BROKER`), the gateway balancing across them: both orders relays
+//! drain one outbox, both payments consumers share one group, and one instance of each stops
+//! mid-stream (payments killed with SIGKILL, orders stopped with SIGTERM) — yet no order is lost
+//! or debited twice and every user's orders are paid in the order they were placed.
 //!
-//! Its own test binary: the extra members make the groups rebalance, which the parallel
-//! scenarios of `flow` should not have to wait through.
+//! Its own test binary: it restarts the gateway and makes the groups rebalance, which the
+//! parallel scenarios of `flow` should not have to wait through. It scales the stack back to
+//! one instance of each at the end.
 
 #![allow(clippy::unwrap_used)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use e2e::api::Gateway;
+use e2e::api::{CreatedOrder, Gateway, Reply};
 use futures::StreamExt;
-use platform::config::ServiceSettings;
-use serde_json::json;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// A second instance of a service; stopped (SIGTERM-like) and awaited by [`Instance::stop`].
-struct Instance {
-    stop: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Instance {
-    /// Starts `name` with the stack's settings (database `database_var`, default topics and
-    /// groups) on a port-0 listener; returns once its `/health` answers 200 (consumer attached).
-    async fn start<F, Fut>(name: &str, database_var: &str, run: F) -> Instance
-    where
-        F: FnOnce(
-            ServiceSettings,
-            std::sync::Arc<dyn bus::MessageBus>,
-            tokio::net::TcpListener,
-            CancellationToken,
-        ) -> Fut,
-        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        let mut settings = ServiceSettings::from_env(name, 0).unwrap();
-        settings.http_host = "127.0.0.1".into();
-        settings.database_url = testkit::required_env(database_var);
-        let bus = bus::connect::from_env(&format!("{name}-second")).unwrap();
-        let listener = platform::http::bind("127.0.0.1", 0).await.unwrap();
-        let health = format!("http://{}/health", listener.local_addr().unwrap());
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(run(settings, bus, listener, stop.clone()));
-        testkit::eventually(
-            &format!("the second {name} to be healthy"),
-            Duration::from_secs(60),
-            || {
-                let health = health.clone();
-                async move {
-                    let resp = reqwest::get(&health).await.ok()?;
-                    resp.status().is_success().then_some(())
-                }
-            },
-        )
-        .await;
-        Instance { stop, task }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.task.await.unwrap().unwrap();
-    }
-}
+/// Users placed before one instance of each service stops.
+const BEFORE_STOP: usize = 100;
+/// Users in all.
+const USERS: usize = 300;
 
 /// Each user has 100 and places two orders of 100, the second right after the first was
-/// accepted: the first must be paid and the second refused, for every user. One user whose
-/// second order overtook the first (a relay or consumer reordering the key) shows up as the
+/// accepted: the first must be paid and the second refused, for every user, with one debit
+/// each. A lost order stays NEW (the wait fails), a doubled debit leaves a balance below 0 or
+/// fails the second order for the wrong reason, and an overtaking second order shows up as the
 /// first FAILED and the second FINISHED.
 #[tokio::test]
-async fn two_instances_of_each_service_keep_each_user_s_order() {
-    let orders = Instance::start("orders", "DATABASE_URL_ORDERS", orders::startup::run).await;
-    let payments =
-        Instance::start("payments", "DATABASE_URL_PAYMENTS", payments::startup::run).await;
+async fn two_instances_of_each_service_lose_nothing_when_one_stops() {
+    testkit::scale_stack(2, 2).await;
     let api = Gateway::from_env();
-    let users: Vec<Uuid> = (0..200).map(|_| Uuid::new_v4()).collect();
+    let users: Vec<Uuid> = (0..USERS).map(|_| Uuid::new_v4()).collect();
+    let started = AtomicUsize::new(0);
 
     let placed: Vec<(Uuid, Uuid, Uuid)> = futures::stream::iter(users.iter().copied())
         .map(|user| {
-            let api = &api;
+            let (api, started) = (&api, &started);
             async move {
-                api.create_account(user, json!(100)).await;
-                let first = api.create_order(user, json!(100), "first").await;
-                let second = api.create_order(user, json!(100), "second").await;
+                if started.fetch_add(1, Ordering::SeqCst) == BEFORE_STOP {
+                    signal("KILL", testkit::stack_pid("payments-2")).await;
+                    signal("TERM", testkit::stack_pid("orders-2")).await;
+                }
+                let account = json!({"user_id": user, "balance": 100});
+                persist(api, "/accounts", &account).await;
+                let first = place(api, user, "first").await;
+                let second = place(api, user, "second").await;
                 (user, first, second)
             }
         })
@@ -93,23 +55,90 @@ async fn two_instances_of_each_service_keep_each_user_s_order() {
         .collect()
         .await;
 
-    let mut overtaken = Vec::new();
+    let mut wrong = Vec::new();
     for (user, first, second) in &placed {
         let (a, b) = (
             api.wait_settled(*first).await,
             api.wait_settled(*second).await,
         );
-        if (a.status.as_str(), b.status.as_str()) != ("FINISHED", "FAILED") {
-            overtaken.push((*user, a.status, b.status));
+        let outcome = (
+            a.status.as_str(),
+            b.status.as_str(),
+            b.failure_reason.as_deref(),
+        );
+        if outcome != ("FINISHED", "FAILED", Some("INSUFFICIENT_FUNDS")) {
+            wrong.push((*user, a.status, b.status, b.failure_reason));
         }
         assert_eq!(api.balance_cents(*user).await, 0, "user {user} paid once");
     }
-    orders.stop().await;
-    payments.stop().await;
+    for (instance, message) in [
+        ("orders-2", "order created"),
+        ("payments-2", "payment settled"),
+    ] {
+        assert!(
+            logged(instance, message) > 0,
+            "{instance} took part before it stopped (no {message:?} line in its log)"
+        );
+    }
+    testkit::scale_stack(1, 1).await;
     assert!(
-        overtaken.is_empty(),
-        "{} of {} users' orders settled out of order: {overtaken:?}",
-        overtaken.len(),
+        wrong.is_empty(),
+        "{} of {} users' orders settled wrongly or out of order: {wrong:?}",
+        wrong.len(),
         placed.len()
     );
+}
+
+/// POSTs `body` with an Idempotency-Key until it is answered 2xx: a 502/503 or a broken
+/// connection while an instance stops is retried with the same key, as a client would.
+async fn persist(api: &Gateway, path: &str, body: &Value) -> Reply {
+    let key = Uuid::new_v4().to_string();
+    testkit::eventually(
+        &format!("POST {path} {body} to be accepted"),
+        Duration::from_secs(60),
+        || async {
+            let reply = api.try_post_keyed(path, &key, body).await.ok()?;
+            if reply.status.is_success() {
+                return Some(reply);
+            }
+            assert!(
+                matches!(
+                    reply.status,
+                    StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE
+                ),
+                "POST {path}: {} {}",
+                reply.status,
+                reply.text
+            );
+            None
+        },
+    )
+    .await
+}
+
+/// Places an order of 100 for `user`; its id.
+async fn place(api: &Gateway, user: Uuid, description: &str) -> Uuid {
+    let body = json!({"user_id": user, "amount": 100, "description": description});
+    let created: CreatedOrder = persist(api, "/orders", &body)
+        .await
+        .data(StatusCode::CREATED);
+    created.order_id
+}
+
+/// Sends `signal` to `pid` (the instance stops; a dead one is no error).
+async fn signal(signal: &str, pid: u32) {
+    tokio::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .await
+        .unwrap();
+}
+
+/// How many lines of instance `name`'s log say `message`.
+fn logged(name: &str, message: &str) -> usize {
+    let path = testkit::repository_root().join(format!(".stack/logs/{name}.log"));
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let needle = format!("\"message\":\"{message}\"");
+    text.lines().filter(|l| l.contains(&needle)).count()
 }

@@ -17,10 +17,12 @@ pub struct Settings {
     pub host: String,
     /// Port to listen on (`HTTP_PORT`, default 8080), the public entry point of the system.
     pub port: u16,
-    /// Where `/orders*` goes (`ORDERS_URL`, default `http://127.0.0.1:8081`).
-    pub orders_url: UpstreamUrl,
-    /// Where `/accounts*` goes (`PAYMENTS_URL`, default `http://127.0.0.1:8082`).
-    pub payments_url: UpstreamUrl,
+    /// Where `/orders*` goes (`ORDERS_URL`, default `http://127.0.0.1:8081`; a comma-separated
+    /// list of instances is balanced round robin).
+    pub orders_url: UpstreamUrls,
+    /// Where `/accounts*` goes (`PAYMENTS_URL`, default `http://127.0.0.1:8082`; a list is
+    /// balanced like `ORDERS_URL`).
+    pub payments_url: UpstreamUrls,
     /// Longest an upstream exchange may take (`UPSTREAM_TIMEOUT_MS`, default 10000) before the
     /// client gets a 502 instead of hanging with it.
     pub upstream_timeout: Duration,
@@ -42,11 +44,11 @@ impl Settings {
             port: var_or("HTTP_PORT", 8080)?,
             orders_url: var_or(
                 "ORDERS_URL",
-                UpstreamUrl::parse_default("http://127.0.0.1:8081"),
+                UpstreamUrls::one(UpstreamUrl::parse_default("http://127.0.0.1:8081")),
             )?,
             payments_url: var_or(
                 "PAYMENTS_URL",
-                UpstreamUrl::parse_default("http://127.0.0.1:8082"),
+                UpstreamUrls::one(UpstreamUrl::parse_default("http://127.0.0.1:8082")),
             )?,
             upstream_timeout: Duration::from_millis(timeout_ms),
         })
@@ -100,6 +102,53 @@ impl fmt::Display for UpstreamUrl {
     }
 }
 
+/// The instances of one upstream service: at least one, each a valid [`UpstreamUrl`], none twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrls(Vec<UpstreamUrl>);
+
+impl UpstreamUrls {
+    /// A single instance.
+    pub fn one(url: UpstreamUrl) -> Self {
+        UpstreamUrls(vec![url])
+    }
+
+    /// The instances, in the order configured.
+    pub fn instances(&self) -> &[UpstreamUrl] {
+        &self.0
+    }
+}
+
+/// `url[,url...]`; blanks around commas are ignored.
+impl FromStr for UpstreamUrls {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let mut urls: Vec<UpstreamUrl> = Vec::new();
+        for (i, part) in raw.split(',').map(str::trim).enumerate() {
+            let url: UpstreamUrl = part
+                .parse()
+                .map_err(|e| format!("instance {} ({part:?}): {e}", i + 1))?;
+            if urls.contains(&url) {
+                return Err(format!("instance {url} is listed twice"));
+            }
+            urls.push(url);
+        }
+        Ok(UpstreamUrls(urls))
+    }
+}
+
+impl fmt::Display for UpstreamUrls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, url) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{url}")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +174,16 @@ mod tests {
         assert!("orders:8081".parse::<UpstreamUrl>().is_err());
         assert!("http://orders?x=1".parse::<UpstreamUrl>().is_err());
         assert!("not a url".parse::<UpstreamUrl>().is_err());
+    }
+
+    #[test]
+    fn a_list_names_every_instance_once() {
+        let urls: UpstreamUrls = "http://a:1, http://b:2/".parse().unwrap();
+        assert_eq!(urls.to_string(), "http://a:1,http://b:2");
+        assert_eq!(urls.instances().len(), 2);
+        assert!("http://a:1,".parse::<UpstreamUrls>().is_err());
+        assert!("http://a:1,http://a:1/".parse::<UpstreamUrls>().is_err());
+        assert!("".parse::<UpstreamUrls>().is_err());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The gateway is ready only when it can reach both services behind it (SPEC §2).
+//! The gateway is ready only when it can reach both services behind it (SPEC §2): at least one
+//! ready instance of each.
 //!
 //! Each upstream is probed through its own `/health/ready`, so "ready" means the service can
 //! reach its database and broker too, not merely that its port is open.
@@ -27,8 +28,35 @@ impl HealthProbe for UpstreamProbe {
         self.upstream.name
     }
 
+    /// Ready when at least one instance is; each instance's answer also tells the balancer
+    /// whether to send it requests first.
     async fn check(&self) -> Result<(), String> {
-        let url = self.upstream.base.join("/health/ready");
+        let checks = self
+            .upstream
+            .bases()
+            .iter()
+            .map(|base| self.instance(base.join("/health/ready")));
+        let results = futures::future::join_all(checks).await;
+        let mut problems = Vec::new();
+        for (i, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(()) => self.upstream.mark_answered(i),
+                Err(problem) => {
+                    self.upstream.mark_refused(i);
+                    problems.push(problem);
+                }
+            }
+        }
+        if problems.len() < self.upstream.bases().len() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+impl UpstreamProbe {
+    async fn instance(&self, url: String) -> Result<(), String> {
         let resp = self
             .client
             .get(url)

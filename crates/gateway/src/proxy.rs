@@ -9,18 +9,19 @@
 //! request is logged exactly once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use poem::http::{StatusCode, header};
+use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
 use poem_openapi::payload::Json;
 
 use platform::error::{ErrorCode, ErrorEnvelope, error_chain};
 use platform::http::AllowedMethods;
+use platform::trace;
 
-use crate::config::UpstreamUrl;
+use crate::config::{UpstreamUrl, UpstreamUrls};
 use crate::headers::{ClientHop, end_to_end, upstream_request_headers};
 use crate::request_id;
 
@@ -57,13 +58,78 @@ pub fn client(upstream_timeout: Duration) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// One upstream service as the gateway knows it.
+/// How long an instance that refused a connection is tried only after the others: a stopped
+/// instance costs one refused connect per this period, not one per request.
+const REFUSED_FOR: Duration = Duration::from_secs(2);
+
+/// One upstream service as the gateway knows it: its instances, balanced round robin.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// Short name used in logs, health messages and error messages (`orders`, `payments`).
     pub name: &'static str,
-    /// Where its HTTP API listens.
-    pub base: UpstreamUrl,
+    instances: Arc<Instances>,
+}
+
+/// The balancer's state, shared by the proxy routes and the health probe of one upstream.
+#[derive(Debug)]
+struct Instances {
+    /// Where each instance's HTTP API listens.
+    bases: Vec<UpstreamUrl>,
+    /// The instance the next request starts with (round robin).
+    next: AtomicUsize,
+    /// Per instance: until when (ms since `epoch`) it counts as refusing connections.
+    refused_until: Vec<AtomicU64>,
+    epoch: Instant,
+}
+
+impl Upstream {
+    /// The upstream `name` served by `urls`' instances.
+    pub fn new(name: &'static str, urls: &UpstreamUrls) -> Self {
+        let bases = urls.instances().to_vec();
+        let refused_until = bases.iter().map(|_| AtomicU64::new(0)).collect();
+        Upstream {
+            name,
+            instances: Arc::new(Instances {
+                bases,
+                next: AtomicUsize::new(0),
+                refused_until,
+                epoch: Instant::now(),
+            }),
+        }
+    }
+
+    /// Every instance's base URL.
+    pub fn bases(&self) -> &[UpstreamUrl] {
+        &self.instances.bases
+    }
+
+    /// The order in which one request tries the instances: round robin, except that instances
+    /// which recently refused a connection come after the others.
+    fn candidates(&self) -> Vec<usize> {
+        let n = self.instances.bases.len();
+        let start = self.instances.next.fetch_add(1, Ordering::Relaxed) % n;
+        let now = self.now_ms();
+        let (mut up, down): (Vec<usize>, Vec<usize>) = (0..n)
+            .map(|k| (start + k) % n)
+            .partition(|&i| self.instances.refused_until[i].load(Ordering::Relaxed) <= now);
+        up.extend(down);
+        up
+    }
+
+    /// Notes that instance `i` refused a connection (or was found not ready).
+    pub(crate) fn mark_refused(&self, i: usize) {
+        let until = self.now_ms() + u64::try_from(REFUSED_FOR.as_millis()).unwrap_or(u64::MAX);
+        self.instances.refused_until[i].store(until, Ordering::Relaxed);
+    }
+
+    /// Notes that instance `i` answered.
+    pub(crate) fn mark_answered(&self, i: usize) {
+        self.instances.refused_until[i].store(0, Ordering::Relaxed);
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.instances.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// Why an upstream exchange failed, with the transport error kept as the source for the log.
@@ -97,6 +163,16 @@ pub enum ProxyError {
         #[source]
         source: reqwest::Error,
     },
+    /// The client's body could not be read before sending it (several instances: it is read
+    /// first): the client's fault (400), like [`ProxyError::BodyCut`].
+    #[error("the request body for the {upstream} service could not be read")]
+    BodyRead {
+        /// Which service.
+        upstream: &'static str,
+        /// The read error.
+        #[source]
+        source: poem::error::ReadBodyError,
+    },
     /// The connection broke or the response was not valid HTTP (502).
     #[error("the {upstream} service sent a broken response")]
     BrokenResponse {
@@ -123,7 +199,7 @@ impl ProxyError {
     /// The status SPEC §2 assigns: 503 when the service is down, 502 when it misbehaved.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::BodyCut { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::BodyCut { .. } | ProxyError::BodyRead { .. } => StatusCode::BAD_REQUEST,
             ProxyError::Unreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout { .. } | ProxyError::BrokenResponse { .. } => {
                 StatusCode::BAD_GATEWAY
@@ -134,7 +210,7 @@ impl ProxyError {
     /// The envelope for the client: names the service, says nothing about addresses or causes.
     pub fn envelope(&self) -> ErrorEnvelope {
         match self {
-            ProxyError::BodyCut { .. } => ErrorEnvelope::new(
+            ProxyError::BodyCut { .. } | ProxyError::BodyRead { .. } => ErrorEnvelope::new(
                 ErrorCode::BadRequest,
                 "the request body ended before its declared length",
             ),
@@ -180,46 +256,81 @@ impl Proxy {
     }
 
     /// Sends the request upstream and returns its response head with the body still streaming.
+    ///
+    /// With several instances the (bounded, ≤ 64 KiB) body is read first, so a request an
+    /// instance refused to connect for — nothing of it was sent — goes to the next instance.
+    /// Anything later (a timeout, a broken answer) is not retried: the instance may have acted.
     async fn forward(&self, mut req: Request) -> Result<Response, ProxyError> {
+        let upstream = self.upstream.name;
         let path_and_query = req
             .original_uri()
             .path_and_query()
-            .map_or("/", |pq| pq.as_str());
-        let url = self.upstream.base.join(path_and_query);
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
         let hop = ClientHop {
             peer_ip: req.remote_addr().as_socket_addr().map(|a| a.ip()),
             scheme: req.scheme().as_str(),
         };
         let streaming = accepts_event_stream(req.headers());
-        let headers = upstream_request_headers(req.headers(), hop);
-        let mut outgoing = self
-            .client
-            .request(req.method().clone(), url)
-            .headers(headers);
-        if streaming {
-            outgoing = outgoing.timeout(STREAM_MAX);
+        let mut headers = upstream_request_headers(req.headers(), hop);
+        // The upstream continues the gateway's trace (never a malformed header the client sent).
+        let context = trace::current().unwrap_or_else(trace::TraceContext::root);
+        if let Ok(value) = HeaderValue::from_str(&context.child().to_string()) {
+            headers.insert(trace::TRACEPARENT, value);
         }
+        let method = req.method().clone();
+        let candidates = self.upstream.candidates();
         let body = req.take_body();
-        let cut = Arc::new(AtomicBool::new(false));
-        if !body.is_empty() {
-            // A declared Content-Length travels in `headers` and hyper honours it; otherwise the
-            // body goes chunked. Either way it is streamed, not collected. A read error is the
-            // client's body breaking off: noted, so the failed send is not blamed on upstream.
-            let noted = cut.clone();
-            let stream = body.into_bytes_stream().inspect_err(move |_| {
-                noted.store(true, Ordering::Relaxed);
-            });
-            outgoing = outgoing.body(reqwest::Body::wrap_stream(stream));
-        }
+        let mut body = if body.is_empty() {
+            Outgoing::Empty
+        } else if candidates.len() > 1 {
+            let bytes = body
+                .into_bytes()
+                .await
+                .map_err(|source| ProxyError::BodyRead { upstream, source })?;
+            Outgoing::Buffered(bytes)
+        } else {
+            Outgoing::Streamed(body)
+        };
 
-        let upstream = self.upstream.name;
-        let answer = outgoing.send().await.map_err(|source| {
-            if cut.load(Ordering::Relaxed) {
-                ProxyError::BodyCut { upstream, source }
-            } else {
-                ProxyError::classify(upstream, source)
+        let last = candidates.len() - 1;
+        let mut attempt = 0;
+        let answer = loop {
+            let i = candidates[attempt];
+            let url = self.upstream.bases()[i].join(&path_and_query);
+            let mut outgoing = self
+                .client
+                .request(method.clone(), url)
+                .headers(headers.clone());
+            if streaming {
+                outgoing = outgoing.timeout(STREAM_MAX);
             }
-        })?;
+            let cut = Arc::new(AtomicBool::new(false));
+            outgoing = body.attach(outgoing, &cut);
+            match outgoing.send().await {
+                Ok(answer) => {
+                    self.upstream.mark_answered(i);
+                    break answer;
+                }
+                Err(source) if cut.load(Ordering::Relaxed) => {
+                    return Err(ProxyError::BodyCut { upstream, source });
+                }
+                Err(source) if source.is_connect() => {
+                    self.upstream.mark_refused(i);
+                    if attempt == last || !body.replayable() {
+                        return Err(ProxyError::classify(upstream, source));
+                    }
+                    tracing::warn!(
+                        upstream,
+                        instance = %self.upstream.bases()[i],
+                        error = %error_chain(&source),
+                        "instance refused the connection, trying the next"
+                    );
+                    attempt += 1;
+                }
+                Err(source) => return Err(ProxyError::classify(upstream, source)),
+            }
+        };
 
         let mut resp = Response::builder().status(answer.status()).finish();
         *resp.headers_mut() = end_to_end(answer.headers());
@@ -230,6 +341,47 @@ impl Proxy {
     }
 }
 
+/// The request body as it goes upstream.
+enum Outgoing {
+    /// No body.
+    Empty,
+    /// Read in full (several instances): can be sent again.
+    Buffered(bytes::Bytes),
+    /// Streamed as it arrives (one instance); taken by the first attempt.
+    Streamed(Body),
+}
+
+impl Outgoing {
+    /// Puts the body on `outgoing`. A streamed body's read error is the client's body breaking
+    /// off: noted in `cut`, so the failed send is not blamed on the upstream. A declared
+    /// Content-Length travels in the headers and hyper honours it; otherwise the body goes
+    /// chunked.
+    fn attach(
+        &mut self,
+        outgoing: reqwest::RequestBuilder,
+        cut: &Arc<AtomicBool>,
+    ) -> reqwest::RequestBuilder {
+        match std::mem::replace(self, Outgoing::Empty) {
+            Outgoing::Empty => outgoing,
+            Outgoing::Buffered(bytes) => {
+                *self = Outgoing::Buffered(bytes.clone());
+                outgoing.body(bytes)
+            }
+            Outgoing::Streamed(body) => {
+                let noted = cut.clone();
+                let stream = body.into_bytes_stream().inspect_err(move |_| {
+                    noted.store(true, Ordering::Relaxed);
+                });
+                outgoing.body(reqwest::Body::wrap_stream(stream))
+            }
+        }
+    }
+
+    /// Whether another attempt can send the same body.
+    fn replayable(&self) -> bool {
+        !matches!(self, Outgoing::Streamed(_))
+    }
+}
 /// Whether the client asks for an event stream, whose response lasts as long as it listens.
 fn accepts_event_stream(headers: &poem::http::HeaderMap) -> bool {
     headers

@@ -35,14 +35,8 @@ pub fn app(
     settings: &Settings,
 ) -> Result<impl Endpoint<Output = Response> + 'static, StartupError> {
     let client = proxy::client(settings.upstream_timeout).map_err(StartupError::Client)?;
-    let orders = Upstream {
-        name: "orders",
-        base: settings.orders_url.clone(),
-    };
-    let payments = Upstream {
-        name: "payments",
-        base: settings.payments_url.clone(),
-    };
+    let orders = Upstream::new("orders", &settings.orders_url);
+    let payments = Upstream::new("payments", &settings.payments_url);
 
     let probes: Vec<Arc<dyn HealthProbe>> = vec![
         Arc::new(UpstreamProbe::new(orders.clone(), client.clone())),

@@ -56,8 +56,9 @@ fn too_large() -> poem::Error {
 }
 
 /// Applies the body limit and the error envelope to an application, answers every 405 with
-/// the `Allow` header RFC 9110 §15.5.6 requires, from `allowed`, and counts every answer in
-/// `http` by the route template `allowed` knows it by.
+/// the `Allow` header RFC 9110 §15.5.6 requires, from `allowed`, counts every answer in
+/// `http` by the route template `allowed` knows it by, and runs each request under the trace
+/// its `traceparent` names (or a new one), named back in `traceresponse`.
 pub fn finish(
     app: impl IntoEndpoint<Endpoint: 'static>,
     allowed: std::sync::Arc<AllowedMethods>,
@@ -73,7 +74,16 @@ pub fn finish(
                 let started = std::time::Instant::now();
                 let uri = req.uri().clone();
                 let method = req.method().clone();
-                let mut resp = next.call(req).await?;
+                let context = crate::trace::TraceContext::continue_or_root(
+                    req.headers()
+                        .get(crate::trace::TRACEPARENT)
+                        .and_then(|v| v.to_str().ok()),
+                );
+                let mut resp = crate::trace::scope(context, next.call(req)).await?;
+                if let Ok(value) = HeaderValue::from_str(&context.to_string()) {
+                    resp.headers_mut()
+                        .insert(crate::trace::TRACERESPONSE, value);
+                }
                 if resp.status() == StatusCode::METHOD_NOT_ALLOWED
                     && let Some(allow) = allowed.allow(uri.path())
                 {

@@ -12,6 +12,8 @@
 //! - [`metrics`]: `GET /metrics`, each process's own Prometheus registry.
 //! - [`health`]: the `/health` operation, backed by probes each service supplies.
 //! - `idempotency` (feature `db`): `Idempotency-Key` on the POSTs, stored with the effect.
+//! - [`trace`]: W3C `traceparent` — one trace id on every log line about one order, across
+//!   HTTP, the outbox and the broker.
 //! - `db` (feature `db`), [`telemetry`], [`shutdown`]: connection pool, JSON logs, one stop
 //!   signal.
 
@@ -28,5 +30,6 @@ pub mod idempotency;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace;
 
 pub use error::ApiError;

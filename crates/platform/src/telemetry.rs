@@ -1,4 +1,5 @@
 //! One JSON object per log line on stdout (SPEC §1), filtered by `RUST_LOG` (default `info`).
+//! A line written under a trace ([`crate::trace::scope`]) carries `"span":{"trace_id":…}`.
 
 use tracing_subscriber::EnvFilter;
 
@@ -8,7 +9,7 @@ pub fn init(service: &'static str) {
     let installed = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
-        .with_current_span(false)
+        .with_current_span(true)
         .with_span_list(false)
         .with_env_filter(filter)
         .try_init()

@@ -138,13 +138,18 @@ pub fn unique_topic(prefix: &str) -> String {
     format!("test.{prefix}.{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The root of the repository, where `dev/stack.sh` and the local stack's `.stack/` live.
+pub fn repository_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 /// Restarts the local stack's broker, data kept (`dev/stack.sh restart-broker`), and returns
 /// once it accepts connections again: `broker` names it (`kafka`, `rabbitmq`), `None` leaves
 /// `BROKER` as the caller's environment has it. Panics if the script fails (it refuses a broker
 /// the stack did not start). Callers run in a test binary of their own: nothing else may be
 /// using the broker meanwhile.
 pub async fn restart_stack_broker(broker: Option<&str>) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = repository_root();
     let mut command = tokio::process::Command::new(root.join("dev/stack.sh"));
     command.arg("restart-broker").current_dir(&root);
     if let Some(broker) = broker {
@@ -152,6 +157,32 @@ pub async fn restart_stack_broker(broker: Option<&str>) {
     }
     let status = command.status().await.expect("run dev/stack.sh");
     assert!(status.success(), "dev/stack.sh restart-broker: {status}");
+}
+
+/// Runs `dev/stack.sh scale` with `orders` and `payments` instances (`BROKER` as the caller's
+/// environment has it) and returns once every instance and the gateway answer `/health` 200.
+/// Callers run in a test binary of their own: the gateway restarts meanwhile.
+pub async fn scale_stack(orders: u8, payments: u8) {
+    let root = repository_root();
+    let status = tokio::process::Command::new(root.join("dev/stack.sh"))
+        .arg("scale")
+        .env("ORDERS_INSTANCES", orders.to_string())
+        .env("PAYMENTS_INSTANCES", payments.to_string())
+        .current_dir(&root)
+        .status()
+        .await
+        .expect("run dev/stack.sh");
+    assert!(status.success(), "dev/stack.sh scale: {status}");
+}
+
+/// The process id of the stack's instance `name` (`orders`, `payments-2`, …) from its pid file.
+pub fn stack_pid(name: &str) -> u32 {
+    let path = repository_root().join(format!(".stack/pids/{name}.pid"));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]

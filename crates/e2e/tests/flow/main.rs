@@ -8,7 +8,8 @@
 //! `invalid_requests` sends the table in `validation` and checks that nothing was written,
 //! `hostile` sends the hostile corpus of `validation::hostile` and oversized and trickled bodies
 //! through both edges, `gateway` covers what the gateway serves itself, `idempotency` retries
-//! every POST with its key through both edges, `stream` follows orders over SSE through both; `helpers` holds what they share.
+//! every POST with its key through both edges, `stream` follows orders over SSE through both,
+//! `trace` finds one trace id in every service's logs; `helpers` holds what they share.
 
 // Tests may unwrap (house style: `unwrap()` only in tests).
 #![allow(clippy::unwrap_used)]
@@ -20,4 +21,5 @@ mod idempotency;
 mod invalid_requests;
 mod settlement;
 mod stream;
+mod trace;
 mod validation;

@@ -23,7 +23,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 
 use crate::message::{AckToken, Delivery, Message, TokenKind};
-use crate::{BusError, Joined, MessageBus, Subscription, TopicSpec};
+use crate::{Backlog, BusError, Joined, MessageBus, Subscription, TopicSpec};
 
 /// How long a publish may wait for the broker before the relay retries it later.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,6 +31,8 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 const TRANSIENT_PAUSE: Duration = Duration::from_millis(200);
 /// Bound on blocking metadata and commit calls.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on each call measuring consumer lag, so a scrape during an outage stays short.
+const LAG_TIMEOUT: Duration = Duration::from_secs(2);
 /// Consecutive delivery timeouts (no delivery in between) after which the producer is replaced.
 /// A broker restart costs a few; a producer that lost every broker from its metadata (it only
 /// re-bootstraps on a timer) would otherwise time out every publish until that timer fires.
@@ -282,6 +284,49 @@ impl MessageBus for KafkaBus {
                 .client()
                 .fetch_metadata(None, Duration::from_secs(2))
                 .map(drop)
+        })
+        .await
+        .map_err(|e| BusError::Broker(Box::new(e)))?
+        .map_err(BusError::from)
+    }
+
+    /// Asks the group's committed offsets and each partition's watermarks on a short-lived
+    /// client that never joins the group. A partition without a commit counts from its low
+    /// watermark (a new group starts at the earliest offset).
+    async fn backlog(&self, topic: &str, group: &str) -> Result<Vec<Backlog>, BusError> {
+        let (brokers, topic, group) = (
+            self.settings.brokers.clone(),
+            topic.to_owned(),
+            group.to_owned(),
+        );
+        tokio::task::spawn_blocking(move || -> Result<Vec<Backlog>, KafkaError> {
+            let client: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", &group)
+                .set("enable.auto.commit", "false")
+                .create()?;
+            let metadata = client.fetch_metadata(Some(&topic), LAG_TIMEOUT)?;
+            let mut wanted = TopicPartitionList::new();
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    wanted.add_partition(&topic, p.id());
+                }
+            }
+            let committed = client.committed_offsets(wanted, LAG_TIMEOUT)?;
+            let mut backlog = Vec::new();
+            for element in committed.elements() {
+                let partition = element.partition();
+                let (low, high) = client.fetch_watermarks(&topic, partition, LAG_TIMEOUT)?;
+                let done = match element.offset() {
+                    Offset::Offset(n) => n.max(low),
+                    _ => low,
+                };
+                backlog.push(Backlog {
+                    partition: u32::try_from(partition).unwrap_or(u32::MAX),
+                    messages: u64::try_from(high - done).unwrap_or(0),
+                });
+            }
+            Ok(backlog)
         })
         .await
         .map_err(|e| BusError::Broker(Box::new(e)))?

@@ -96,6 +96,20 @@ pub trait MessageBus: Send + Sync + 'static {
 
     /// Succeeds when the broker answers; backs `/health`.
     async fn ping(&self) -> Result<(), BusError>;
+
+    /// How far group `group` is behind on `topic`, per partition (Kafka: high watermark −
+    /// committed offset) or per queue of the group (RabbitMQ: messages not yet delivered);
+    /// backs the `consumer_lag_messages` metric, the first sign of a consumer falling behind.
+    async fn backlog(&self, topic: &str, group: &str) -> Result<Vec<Backlog>, BusError>;
+}
+
+/// What a consumer group has still to read in one partition or queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// The partition (Kafka) or queue index of the group (RabbitMQ).
+    pub partition: u32,
+    /// Messages in it the group has not finished.
+    pub messages: u64,
 }
 
 /// Set while a subscription is attached to its consumer group (Kafka: partitions assigned;

@@ -46,7 +46,7 @@ use tokio::task::JoinHandle;
 use crate::message::{
     AckToken, Delivery, HEADER_MESSAGE_ID, HEADER_MESSAGE_TYPE, Message, TokenKind,
 };
-use crate::{BusError, Joined, MessageBus, Subscription, TopicSpec};
+use crate::{Backlog, BusError, Joined, MessageBus, Subscription, TopicSpec};
 
 /// How long a publish may wait for its confirm before the relay retries it later.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
@@ -326,6 +326,38 @@ impl MessageBus for RabbitBus {
 
     async fn ping(&self) -> Result<(), BusError> {
         self.publisher().await.map(drop)
+    }
+
+    /// Declares each queue of the group passively (it must exist) on a channel of its own, so
+    /// a missing queue closes that channel and not the publisher's. Counts ready messages:
+    /// those delivered and not yet acknowledged are in the consumer's hands, not behind it.
+    async fn backlog(&self, topic: &str, group: &str) -> Result<Vec<Backlog>, BusError> {
+        let (connection, _) = self.publisher().await?;
+        let channel = connection.create_channel().await?;
+        let mut backlog = Vec::with_capacity(usize::from(self.settings.queues));
+        for index in 0..usize::from(self.settings.queues) {
+            let queue = channel
+                .queue_declare(
+                    group_queue(topic, group, index).as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await;
+            match queue {
+                Ok(q) => backlog.push(Backlog {
+                    partition: u32::try_from(index).unwrap_or(u32::MAX),
+                    messages: u64::from(q.message_count()),
+                }),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let _ = channel
+            .close(REPLY_SUCCESS, "backlog measured".into())
+            .await;
+        Ok(backlog)
     }
 }
 

@@ -183,9 +183,20 @@ impl ConsumerMetrics {
     }
 }
 
+/// Labels of the consumer lag: the topic and one partition (Kafka) or queue (RabbitMQ) of it.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    /// The consumed topic.
+    pub topic: String,
+    /// Partition number, or queue index of the group.
+    pub partition: String,
+}
+
 /// Gauges set right before a scrape.
 #[derive(Clone, Default)]
 pub struct StateGauges {
+    /// Messages the service's consumer group has not finished, per partition (queue).
+    pub consumer_lag: Family<PartitionLabels, Gauge>,
     /// Outbox rows not yet acknowledged by the broker.
     pub outbox_pending: Gauge,
     /// Age of the oldest of them, seconds (0 when none).
@@ -269,6 +280,12 @@ impl Metrics {
             "consumer_messages",
             "Consumed messages by topic and outcome (ok, duplicate, retried, dead_lettered)",
             consumer.handled.clone(),
+        );
+        registry.register(
+            "consumer_lag_messages",
+            "Messages the consumer group has not finished, per partition (Kafka: high watermark - \
+             committed offset) or queue (RabbitMQ: ready messages)",
+            state.consumer_lag.clone(),
         );
         registry.register(
             "consumer_batch_duration_seconds",

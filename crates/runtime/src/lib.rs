@@ -161,10 +161,17 @@ where
     else {
         return Ok(());
     };
-    let metrics = Arc::new(Metrics::new(vec![Arc::new(StateRefresh {
-        pool: pool.clone(),
-        max: settings.database_max_connections,
-    })]));
+    let metrics = Arc::new(Metrics::new(vec![
+        Arc::new(StateRefresh {
+            pool: pool.clone(),
+            max: settings.database_max_connections,
+        }),
+        Arc::new(LagRefresh {
+            bus: bus.clone(),
+            topic: (spec.consumes)(&settings),
+            group: settings.consumer_group.clone(),
+        }),
+    ]));
     let ctx = Context {
         pool: pool.clone(),
         settings: &settings,
@@ -279,6 +286,43 @@ impl Refresh for StateRefresh {
         .map_err(|e| e.to_string())?;
         gauges.outbox_pending.set(pending);
         gauges.outbox_oldest_age.set(oldest);
+        Ok(())
+    }
+}
+
+/// Sets the consumer lag gauges from the broker before a scrape; bounded, so a scrape during a
+/// broker outage answers (with the lag series left out) instead of hanging.
+struct LagRefresh {
+    bus: Arc<dyn MessageBus>,
+    topic: String,
+    group: String,
+}
+
+/// Longest a scrape waits for the broker's answer about the lag.
+const LAG_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
+
+#[async_trait]
+impl Refresh for LagRefresh {
+    async fn refresh(&self, gauges: &StateGauges) -> Result<(), String> {
+        // Partitions no longer reported (or a broker not answering) must not show stale values.
+        gauges.consumer_lag.clear();
+        let backlog =
+            tokio::time::timeout(LAG_DEADLINE, self.bus.backlog(&self.topic, &self.group))
+                .await
+                .map_err(|_| {
+                    format!("consumer lag: no answer from the broker in {LAG_DEADLINE:?}")
+                })?
+                .map_err(|e| format!("consumer lag: {}", platform::error::error_chain(&e)))?;
+        for b in backlog {
+            let labels = platform::metrics::PartitionLabels {
+                topic: self.topic.clone(),
+                partition: b.partition.to_string(),
+            };
+            gauges
+                .consumer_lag
+                .get_or_create(&labels)
+                .set(i64::try_from(b.messages).unwrap_or(i64::MAX));
+        }
         Ok(())
     }
 }

@@ -343,6 +343,10 @@ impl MessageBus for Refusing {
     async fn ping(&self) -> Result<(), BusError> {
         self.inner.ping().await
     }
+
+    async fn backlog(&self, topic: &str, group: &str) -> Result<Vec<bus::Backlog>, BusError> {
+        self.inner.backlog(topic, group).await
+    }
 }
 
 /// A consumer whose broker refuses it for a while (restarting) waits and then consumes; it does
@@ -372,6 +376,32 @@ pub async fn the_consumer_waits_out_a_broker_that_refuses_it(broker: Broker) {
     stop.cancel();
     task.await.unwrap().unwrap();
     assert_eq!(bus.refusals.load(Ordering::SeqCst), 0);
+}
+
+/// `backlog` backs the lag metric: what the group has not finished, per partition (queue) —
+/// every published message before it reads, none once it acknowledged them all and left.
+pub async fn backlog_counts_what_the_group_has_not_finished(broker: Broker) {
+    let bus = broker.bus();
+    let (t, group) = declared(bus.as_ref(), "backlog").await;
+    for i in 0..6 {
+        bus.publish(&t, &message(&format!("user-{i}"), "{}"))
+            .await
+            .unwrap();
+    }
+    let total = |b: Vec<bus::Backlog>| b.iter().map(|p| p.messages).sum::<u64>();
+
+    let before = bus.backlog(&t, &group).await.unwrap();
+    assert!(before.len() > 1, "one entry per partition: {before:?}");
+    assert_eq!(total(before), 6);
+
+    let mut sub = bus.subscribe(&t, &group).await.unwrap();
+    receive_ids(&mut sub, 6).await;
+    sub.close().await.unwrap();
+    eventually("the group's backlog to be empty", WAIT, || async {
+        let after = bus.backlog(&t, &group).await.ok()?;
+        (total(after) == 0).then_some(())
+    })
+    .await;
 }
 
 /// `ping` backs `/health`: it answers for a live broker and fails for an unreachable one.

@@ -142,6 +142,7 @@ per_broker!(
     delivery::a_message_failing_every_attempt_is_dead_lettered_after_the_bound,
     delivery::the_consumer_waits_out_a_broker_that_refuses_it,
     delivery::ping_tells_a_live_broker_from_a_dead_one,
+    delivery::backlog_counts_what_the_group_has_not_finished,
     relay::relay_publishes_pending_rows_once_in_order,
     relay::running_relay_wakes_on_notify,
     relay::a_relay_stops_mid_backlog_when_asked,

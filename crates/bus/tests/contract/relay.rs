@@ -234,6 +234,10 @@ impl MessageBus for Faulty {
     async fn ping(&self) -> Result<(), BusError> {
         self.inner.ping().await
     }
+
+    async fn backlog(&self, topic: &str, group: &str) -> Result<Vec<bus::Backlog>, BusError> {
+        self.inner.backlog(topic, group).await
+    }
 }
 
 /// Runs `relay` until nothing is pending, tolerating failed rounds (their rows are retried).

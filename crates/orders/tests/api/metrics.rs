@@ -22,6 +22,7 @@ async fn an_orders_life_shows_in_the_metrics() {
         r#"business_events_total{event="order_created",outcome="NEW"} 1"#.to_owned(),
         r#"business_events_total{event="order_settled",outcome="FINISHED"} 1"#.to_owned(),
         format!(r#"consumer_messages_total{{topic="{results}",outcome="ok"}} 1"#),
+        format!(r#"consumer_lag_messages{{topic="{results}",partition="0"}} 0"#),
         "outbox_published_total 1".to_owned(),
         "outbox_pending_rows 0".to_owned(),
         "db_pool_connections_max 5".to_owned(),

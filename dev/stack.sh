@@ -26,7 +26,8 @@
 # 9093, 5672; a busy default port is replaced by a free one), GATEWAY_PORT, ORDERS_PORT,
 # PAYMENTS_PORT, FRONTEND_PORT (8080-8083), ORDERS_INSTANCES, PAYMENTS_INSTANCES (1; instance k
 # listens on the first one's port + 10(k-1), the gateway balances across them), BROKER, RUST_LOG,
-# STACK_PROFILE (debug),
+# STACK_PROFILE (debug), STACK_PROMETHEUS=1 (Prometheus on PROMETHEUS_PORT 9090 scraping the
+# gateway and every instance),
 # STACK_SKIP_BUILD=1, KAFKA_HEAP_OPTS, STOP_TIMEOUT (30 s), SERVICE_TIMEOUT (60 s).
 set -euo pipefail
 
@@ -55,6 +56,8 @@ EXT_AMQP_URL=${AMQP_URL:-}
 . "$ROOT/dev/lib/rabbitmq.sh"
 # shellcheck source=dev/lib/services.sh
 . "$ROOT/dev/lib/services.sh"
+# shellcheck source=dev/lib/prometheus.sh
+. "$ROOT/dev/lib/prometheus.sh"
 
 status_line() { printf '%-10s %-9s %-8s %s\n' "$@"; }
 
@@ -95,6 +98,7 @@ stop_component() {
 	kafka) kafka_down ;;
 	rabbitmq) rabbitmq_down ;;
 	nginx) nginx_down ;;
+	prometheus) prometheus_down ;;
 	*) service_down "$1" ;;
 	esac
 }
@@ -107,7 +111,7 @@ leftovers() {
 		pid=${dir#/proc/}
 		comm=$(cat "$dir/comm" 2>/dev/null) || continue
 		case $comm in
-		postgres | java | beam.smp | nginx | erl_child_setup) alive "$pid" && proc_mentions "$pid" "$STACK/" && echo "$pid" ;;
+		postgres | java | beam.smp | nginx | erl_child_setup | prometheus) alive "$pid" && proc_mentions "$pid" "$STACK/" && echo "$pid" ;;
 		esac
 	done
 	local name
@@ -123,9 +127,11 @@ cmd_up() {
 	infra_up "$rabbit"
 	services_up
 	nginx_up
+	prometheus_up
 	log "stack up in $(since "$t")s (broker: ${BROKER:-kafka})"
 	log "  gateway  http://127.0.0.1:$GATEWAY_PORT  (Swagger UI: /swagger/index.html)"
 	[[ -f $FRONTEND_TEMPLATE ]] && log "  frontend http://127.0.0.1:$FRONTEND_PORT"
+	prometheus_wanted && log "  prometheus http://127.0.0.1:$PROMETHEUS_PORT"
 	log "  environment: . .stack/env"
 }
 
@@ -140,6 +146,7 @@ cmd_down() {
 	local t pids pid
 	t=$(clock)
 	mkdir -p "$LOGS" "$PIDS"
+	prometheus_down
 	nginx_down
 	local name i
 	for ((i = ${#ALL_SERVICES[@]} - 1; i >= 0; i--)); do service_down "${ALL_SERVICES[$i]}"; done
@@ -169,13 +176,14 @@ cmd_status() {
 		service_status "$name"
 	done
 	nginx_status
+	prometheus_status
 	[[ -f $ENV_FILE ]] && echo "environment: $ENV_FILE"
 	return 0
 }
 
 cmd_logs() {
 	local files=() name
-	for name in postgres kafka rabbitmq "${ALL_SERVICES[@]}" nginx; do
+	for name in postgres kafka rabbitmq "${ALL_SERVICES[@]}" nginx prometheus; do
 		[[ -e $LOGS/$name.log ]] && files+=("$LOGS/$name.log")
 	done
 	((${#files[@]})) || die "no logs yet in $LOGS (run: make up)"
@@ -198,6 +206,7 @@ install_prereqs() {
 	command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm) # browser tests
 	command -v c++ >/dev/null 2>&1 || pkgs+=(build-essential) # librdkafka's cmake build
 	command -v ss >/dev/null 2>&1 || pkgs+=(iproute2)
+	prometheus_wanted && pkgs+=(prometheus)
 	command -v pgrep >/dev/null 2>&1 || pkgs+=(procps)
 	for p in "${pkgs[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -242,6 +251,7 @@ cmd_scale() {
 	. "$ENV_FILE"
 	DATABASE_URL_ORDERS_V=$DATABASE_URL_ORDERS DATABASE_URL_PAYMENTS_V=$DATABASE_URL_PAYMENTS \
 		KAFKA_BROKERS_V=$KAFKA_BROKERS AMQP_URL_V=$AMQP_URL STACK_SKIP_BUILD=1 services_up
+	if prometheus_pid >/dev/null; then STACK_PROMETHEUS=1 prometheus_up; fi
 }
 
 # Stops and starts the broker named by BROKER (default kafka), keeping its data: the fault the

@@ -407,7 +407,7 @@ impl Consumer {
     /// outcome. In this order: if the outcome fails, the redelivery is dead-lettered again (a
     /// duplicate an operator's replay skips) rather than settled and never seen there.
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), BoxedError> {
-        platform::trace::scope(delivery.trace(), async {
+        platform::trace::scope(delivery.span(), async {
             tracing::error!(topic = %self.topic, token = ?delivery.token, reason = %reason, "dead-lettering message");
             self.bus
                 .publish(&dlq_topic(&self.topic), &dead_letter(delivery, reason))

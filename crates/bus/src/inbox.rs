@@ -89,7 +89,7 @@ impl<A: Apply> Transactional<A> {
     /// when the inbox skipped it as a duplicate. Runs under the trace the message carries.
     async fn one(&self, tx: &mut PgConnection, delivery: &Delivery) -> Result<bool, HandleError> {
         sqlx::query("SAVEPOINT message").execute(&mut *tx).await?;
-        let applied = platform::trace::scope(delivery.trace(), async {
+        let applied = platform::trace::scope(delivery.span(), async {
             if self.inbox {
                 let id = delivery.message_id().map_err(HandleError::Poison)?;
                 if !admit(tx, id).await? {

@@ -122,10 +122,19 @@ impl Delivery {
             .map_err(|e| format!("invalid {HEADER_MESSAGE_ID} header {raw:?}: {e}"))
     }
 
-    /// The trace to handle this delivery under: a new span of the one its `traceparent` header
-    /// names, or a new trace when it has none usable (a row written outside traced work).
-    pub fn trace(&self) -> platform::trace::TraceContext {
-        platform::trace::TraceContext::continue_or_root(self.header(platform::trace::TRACEPARENT))
+    /// The span to handle this delivery in: a child of the one its `traceparent` header names,
+    /// or a new trace when it has none usable (a row written outside traced work).
+    pub fn span(&self) -> platform::trace::Span {
+        let mut span = platform::trace::Span::incoming(
+            format!("process {}", self.topic),
+            platform::trace::SpanKind::Consumer,
+            self.header(platform::trace::TRACEPARENT),
+        )
+        .with("messaging.destination.name", self.topic.as_str());
+        if let Some(id) = self.header(HEADER_MESSAGE_ID) {
+            span = span.with("messaging.message.id", id);
+        }
+        span
     }
 
     /// Decodes the JSON body into the expected event type.

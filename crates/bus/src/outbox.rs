@@ -33,8 +33,8 @@ use crate::{BusError, Message, MessageBus};
 pub const NOTIFY_CHANNEL: &str = "outbox";
 
 /// Writes one event to the outbox on the caller's transaction; returns its message id. The row
-/// carries the current trace ([`platform::trace::current`]) as a new span, the message's
-/// `traceparent`.
+/// carries the current span ([`platform::trace::current`]) as the message's `traceparent`, so
+/// the consumer's span is its child.
 pub async fn enqueue<T: Serialize>(
     conn: &mut PgConnection,
     topic: &str,
@@ -44,7 +44,7 @@ pub async fn enqueue<T: Serialize>(
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
     let payload = serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let traceparent = platform::trace::current().map(|c| c.child().to_string());
+    let traceparent = platform::trace::current().map(|c| c.to_string());
     sqlx::query(
         "INSERT INTO outbox (id, topic, message_key, message_type, payload, traceparent) \
          VALUES ($1, $2, $3, $4, $5::jsonb, $6)",

@@ -273,9 +273,10 @@ impl Proxy {
         };
         let streaming = accepts_event_stream(req.headers());
         let mut headers = upstream_request_headers(req.headers(), hop);
-        // The upstream continues the gateway's trace (never a malformed header the client sent).
-        let context = trace::current().unwrap_or_else(trace::TraceContext::root);
-        if let Ok(value) = HeaderValue::from_str(&context.child().to_string()) {
+        // The upstream continues the gateway's span (never a malformed header the client sent).
+        if let Some(context) = trace::current()
+            && let Ok(value) = HeaderValue::from_str(&context.to_string())
+        {
             headers.insert(trace::TRACEPARENT, value);
         }
         let method = req.method().clone();

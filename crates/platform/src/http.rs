@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::conn::{GuardedAcceptor, Limits};
 use crate::error::{ErrorEnvelope, envelope_response};
 use crate::metrics::HttpMetrics;
+use crate::trace;
 
 /// Largest accepted request body (SPEC §2).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -74,22 +75,28 @@ pub fn finish(
                 let started = std::time::Instant::now();
                 let uri = req.uri().clone();
                 let method = req.method().clone();
-                let context = crate::trace::TraceContext::continue_or_root(
+                let route = allowed.template(uri.path()).unwrap_or("unmatched");
+                let span = trace::Span::incoming(
+                    format!("{method} {route}"),
+                    trace::SpanKind::Server,
                     req.headers()
-                        .get(crate::trace::TRACEPARENT)
+                        .get(trace::TRACEPARENT)
                         .and_then(|v| v.to_str().ok()),
-                );
-                let mut resp = crate::trace::scope(context, next.call(req)).await?;
-                if let Ok(value) = HeaderValue::from_str(&context.to_string()) {
-                    resp.headers_mut()
-                        .insert(crate::trace::TRACERESPONSE, value);
+                )
+                .with("http.request.method", method.as_str())
+                .with("http.route", route);
+                let context = span.context;
+                let mut resp = trace::scope(span, next.call(req)).await?;
+                if trace::enabled()
+                    && let Ok(value) = HeaderValue::from_str(&context.to_string())
+                {
+                    resp.headers_mut().insert(trace::TRACERESPONSE, value);
                 }
                 if resp.status() == StatusCode::METHOD_NOT_ALLOWED
                     && let Some(allow) = allowed.allow(uri.path())
                 {
                     resp.headers_mut().insert(header::ALLOW, allow.clone());
                 }
-                let route = allowed.template(uri.path()).unwrap_or("unmatched");
                 http.observe(method.as_str(), route, resp.status(), started.elapsed());
                 Ok(resp)
             }

@@ -3,7 +3,8 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber; safe to call twice (tests), the second call is a no-op.
+/// Installs the global subscriber and reads the span exporter's settings; safe to call twice
+/// (tests), the second call is a no-op.
 pub fn init(service: &'static str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let installed = tracing_subscriber::fmt()
@@ -17,4 +18,5 @@ pub fn init(service: &'static str) {
     if installed {
         tracing::info!(service, "logging initialised");
     }
+    crate::trace::otlp::init(service);
 }

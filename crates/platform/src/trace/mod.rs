@@ -1,14 +1,18 @@
 //! One trace per order: W3C Trace Context (`traceparent`) taken from a request or created, held
 //! for the work it causes, stored with the outbox row, carried as a message header and
 //! continued by the consumer — so every log line about one order, in every service, carries the
-//! same `trace_id` (the JSON logs show it under `span`).
+//! same `trace_id` (the JSON logs show it under `span`). Spans are exported to an OTLP endpoint
+//! only when one is configured ([`otlp`]); `TRACING=off` turns all of it off.
 //!
 //! Invariant: a [`TraceContext`] only holds what the W3C grammar allows (lowercase hex, ids not
 //! all zero), so whatever is logged or passed on is a valid header; anything else a client sent
 //! is replaced by a new trace rather than propagated.
 
+pub mod otlp;
+
 use std::fmt;
 use std::future::Future;
+use std::sync::OnceLock;
 
 use tracing::Instrument;
 
@@ -22,12 +26,13 @@ pub const TRACERESPONSE: &str = "traceresponse";
 /// Bit 0 of the trace flags: the caller records this trace.
 const SAMPLED: u8 = 0x01;
 
-/// A position in a trace: the trace it belongs to and the span (operation) that is the parent
-/// of whatever runs under it.
+/// A position in a trace: the trace it belongs to, the span (operation) that is the parent of
+/// whatever runs under it, and that span's own parent (for export).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceContext {
     trace_id: [u8; 16],
     span_id: [u8; 8],
+    parent_id: Option<[u8; 8]>,
     flags: u8,
 }
 
@@ -58,6 +63,7 @@ impl TraceContext {
         Some(TraceContext {
             trace_id,
             span_id,
+            parent_id: None,
             flags,
         })
     }
@@ -68,6 +74,7 @@ impl TraceContext {
         TraceContext {
             trace_id: random,
             span_id: span_id(),
+            parent_id: None,
             flags: SAMPLED,
         }
     }
@@ -79,10 +86,11 @@ impl TraceContext {
             .map_or_else(TraceContext::root, |parent| parent.child())
     }
 
-    /// A new span of the same trace whose parent is this one (the next hop's `traceparent`).
+    /// A new span of the same trace whose parent is this one.
     pub fn child(&self) -> TraceContext {
         TraceContext {
             span_id: span_id(),
+            parent_id: Some(self.span_id),
             ..*self
         }
     }
@@ -90,6 +98,57 @@ impl TraceContext {
     /// The trace id as 32 lowercase hex digits: what log lines carry.
     pub fn trace_id(&self) -> String {
         to_hex(&self.trace_id)
+    }
+
+    /// This span's id as 16 lowercase hex digits.
+    pub fn span_id(&self) -> String {
+        to_hex(&self.span_id)
+    }
+
+    /// The parent span's id, when this span continues another.
+    pub fn parent_id(&self) -> Option<String> {
+        self.parent_id.as_ref().map(|p| to_hex(p))
+    }
+}
+
+/// What a traced operation is to an exporter (OpenTelemetry's span kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanKind {
+    /// Serves an HTTP request.
+    Server,
+    /// Processes a consumed message.
+    Consumer,
+}
+
+/// One traced operation: its context, and how it is named and described when exported.
+#[derive(Debug, Clone)]
+pub struct Span {
+    /// Where it sits in its trace.
+    pub context: TraceContext,
+    /// E.g. `POST /orders`, `process payment.requests`.
+    pub name: String,
+    /// Server or consumer.
+    pub kind: SpanKind,
+    /// OpenTelemetry semantic-convention attributes (`http.route`, …).
+    pub attributes: Vec<(&'static str, String)>,
+}
+
+impl Span {
+    /// The span of work that `traceparent` (a request's or message's header) asked for: a child
+    /// of it when valid, else the root of a new trace.
+    pub fn incoming(name: impl Into<String>, kind: SpanKind, traceparent: Option<&str>) -> Span {
+        Span {
+            context: TraceContext::continue_or_root(traceparent),
+            name: name.into(),
+            kind,
+            attributes: Vec::new(),
+        }
+    }
+
+    /// The same span with one more attribute.
+    pub fn with(mut self, key: &'static str, value: impl Into<String>) -> Span {
+        self.attributes.push((key, value.into()));
+        self
     }
 }
 
@@ -117,16 +176,37 @@ tokio::task_local! {
     static CURRENT: TraceContext;
 }
 
+/// Whether trace contexts are kept and propagated (`TRACING`, default on), read once.
+pub fn enabled() -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    *ENABLED.get_or_init(|| {
+        !matches!(
+            std::env::var("TRACING").as_deref().map(str::trim),
+            Ok("off" | "false" | "0")
+        )
+    })
+}
+
 /// The context the current task runs under, if any: what the outbox stores with a new row.
 pub fn current() -> Option<TraceContext> {
     CURRENT.try_with(|c| *c).ok()
 }
 
-/// Runs `work` under `context`: [`current`] returns it, and every log line inside carries its
-/// `trace_id`.
-pub async fn scope<F: Future>(context: TraceContext, work: F) -> F::Output {
-    let span = tracing::info_span!("trace", trace_id = %context.trace_id());
-    CURRENT.scope(context, work.instrument(span)).await
+/// Runs `work` as `span`: [`current`] returns its context, every log line inside carries its
+/// `trace_id`, and it is exported when an OTLP endpoint is configured. With tracing off, just
+/// runs `work`.
+pub async fn scope<F: Future>(span: Span, work: F) -> F::Output {
+    if !enabled() {
+        return work.await;
+    }
+    let context = span.context;
+    let log_span = tracing::info_span!("trace", trace_id = %context.trace_id());
+    let started = otlp::exporting().then(std::time::SystemTime::now);
+    let output = CURRENT.scope(context, work.instrument(log_span)).await;
+    if let Some(started) = started {
+        otlp::record(span, started, std::time::SystemTime::now());
+    }
+    output
 }
 
 /// A fresh non-zero span id.
@@ -211,8 +291,10 @@ mod tests {
         let parent = TraceContext::parse(EXAMPLE).unwrap();
         let child = TraceContext::continue_or_root(Some(EXAMPLE));
         assert_eq!(child.trace_id(), parent.trace_id());
+        assert_eq!(child.parent_id(), Some(parent.span_id()));
         assert_ne!(child, parent);
-        assert_eq!(TraceContext::parse(&child.to_string()), Some(child));
+        let reparsed = TraceContext::parse(&child.to_string()).unwrap();
+        assert_eq!(reparsed.to_string(), child.to_string());
     }
 
     #[test]
@@ -226,7 +308,8 @@ mod tests {
     #[tokio::test]
     async fn the_scope_is_what_current_returns() {
         assert_eq!(current(), None);
-        let c = TraceContext::root();
-        assert_eq!(scope(c, async { current() }).await, Some(c));
+        let span = Span::incoming("work", SpanKind::Server, None);
+        let c = span.context;
+        assert_eq!(scope(span, async { current() }).await, Some(c));
     }
 }

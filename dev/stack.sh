@@ -11,7 +11,10 @@
 #            (crates/faults), schemathesis against the gateway once; then stops what it started. Extra cargo args: STACK_TEST_ARGS
 #   down     stops everything of ours in reverse order and checks that nothing is left
 #   status   what runs, where      logs     tail -F every log      clean    down + rm -rf .stack
-#   restart-broker  stop and start the local broker named by BROKER, data kept (a fault to test)
+#   restart-broker  stop and start the local broker named by BROKER, data kept (a fault to test);
+#            a three-node Kafka cluster is restarted node after node (two of three stay up)
+#   kill-broker-node N / start-broker-node N   SIGKILL node N (1..3) of the three-node Kafka
+#            cluster / start it again with its data and wait until it is ready (crates/faults)
 #   scale    start/stop instances to match ORDERS_INSTANCES and PAYMENTS_INSTANCES (built
 #            binaries, running infrastructure), the gateway restarted to balance across them
 #   install  apt packages and the Kafka jars this needs (apt-get update only when something is
@@ -29,6 +32,16 @@
 # STACK_PROFILE (debug), STACK_PROMETHEUS=1 (Prometheus on PROMETHEUS_PORT 9090 scraping the
 # gateway and every instance),
 # STACK_SKIP_BUILD=1, KAFKA_HEAP_OPTS, STOP_TIMEOUT (30 s), SERVICE_TIMEOUT (60 s).
+#
+# KAFKA_NODES=3 (default 1): Kafka as a local three-node KRaft cluster, each node broker and
+# controller, replication factor 3 and min.insync.replicas 2 for every topic (the services get
+# KAFKA_REPLICATION=3 and KAFKA_MIN_INSYNC_REPLICAS=2). Node k (1..3) listens on KAFKA_PORT +
+# 10(k-1) and KAFKA_CONTROLLER_PORT + 10(k-1) (default 9092/9102/9112, controllers
+# 9093/9103/9113), keeps its data in .stack/kafka/node-k, logs to .stack/logs/kafka-k.log;
+# KAFKA_BROKERS in .stack/env lists the three. KAFKA_NODE_HEAP_OPTS (-Xmx384m -Xms384m per node).
+# Later commands find the node count in .stack/state; one layout runs at a time (down first).
+# `test` is meant for one node: tests that create replication-1 topics cannot write to them with
+# acks=all under the cluster's min.insync.replicas=2 (NOT_ENOUGH_REPLICAS).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -70,6 +83,10 @@ write_env() {
 		env_line DATABASE_URL_PAYMENTS "$DATABASE_URL_PAYMENTS_V"
 		env_line TEST_DATABASE_URL "$TEST_DATABASE_URL_V"
 		env_line KAFKA_BROKERS "$KAFKA_BROKERS_V"
+		if [[ -n $KAFKA_REPLICATION_V ]]; then
+			env_line KAFKA_REPLICATION "$KAFKA_REPLICATION_V"
+			env_line KAFKA_MIN_INSYNC_REPLICAS "$KAFKA_MIN_INSYNC_V"
+		fi
 		env_line AMQP_URL "$AMQP_URL_V"
 		env_line GATEWAY_URL "http://127.0.0.1:$GATEWAY_PORT"
 		env_line ORDERS_URL "http://127.0.0.1:$ORDERS_PORT"
@@ -183,7 +200,7 @@ cmd_status() {
 
 cmd_logs() {
 	local files=() name
-	for name in postgres kafka rabbitmq "${ALL_SERVICES[@]}" nginx prometheus; do
+	for name in postgres kafka kafka-1 kafka-2 kafka-3 rabbitmq "${ALL_SERVICES[@]}" nginx prometheus; do
 		[[ -e $LOGS/$name.log ]] && files+=("$LOGS/$name.log")
 	done
 	((${#files[@]})) || die "no logs yet in $LOGS (run: make up)"
@@ -262,9 +279,13 @@ cmd_restart_broker() {
 	mkdir -p "$LOGS" "$PIDS"
 	case ${BROKER:-kafka} in
 	kafka)
-		kafka_pid >/dev/null || die "restart-broker: no local Kafka of ours runs"
-		kafka_down
-		kafka_up
+		if kafka_cluster_any_running; then
+			kafka_cluster_restart
+		else
+			kafka_pid >/dev/null || die "restart-broker: no local Kafka of ours runs"
+			kafka_down
+			kafka_up
+		fi
 		;;
 	rabbitmq)
 		rabbitmq_pid >/dev/null || die "restart-broker: no local RabbitMQ of ours runs"
@@ -423,6 +444,14 @@ main() {
 	logs) cmd_logs ;;
 	test) cmd_test ;;
 	restart-broker) cmd_restart_broker ;;
+	kill-broker-node)
+		mkdir -p "$LOGS" "$PIDS"
+		kafka_node_kill "${2:-}"
+		;;
+	start-broker-node)
+		mkdir -p "$LOGS" "$PIDS"
+		kafka_node_start "${2:-}"
+		;;
 	scale) cmd_scale ;;
 	infra) cmd_infra ;;
 	install) cmd_install ;;

@@ -17,6 +17,7 @@ pub fn brokers(client_id: &str) -> Result<Vec<Named>, String> {
         brokers: var("KAFKA_BROKERS")?,
         partitions: 3,
         replication: 1,
+        min_insync_replicas: None,
         client_id: client_id.into(),
     })
     .map_err(|e| e.to_string())?;

@@ -52,17 +52,27 @@ pub struct KafkaSettings {
     pub partitions: i32,
     /// Replication factor for topics this process creates (`KAFKA_REPLICATION`).
     pub replication: i32,
+    /// `min.insync.replicas` of the topics this process creates (`KAFKA_MIN_INSYNC_REPLICAS`;
+    /// `None`: the broker's default). With `acks=all` it is what makes an acknowledged publish
+    /// survive a broker: on a 3-replica topic, 2 means every acknowledged message is on at least
+    /// two brokers, and a publish is refused (retried by the relay) rather than acknowledged by a
+    /// lone leader that could die with it. Set it per topic so the guarantee does not depend on
+    /// how the cluster's defaults were configured.
+    pub min_insync_replicas: Option<i32>,
     /// Identifies this process in broker logs.
     pub client_id: String,
 }
 
 impl KafkaSettings {
-    /// Reads `KAFKA_BROKERS`, `KAFKA_PARTITIONS`, `KAFKA_REPLICATION`.
+    /// Reads `KAFKA_BROKERS`, `KAFKA_PARTITIONS`, `KAFKA_REPLICATION`,
+    /// `KAFKA_MIN_INSYNC_REPLICAS` (unset, empty or 0: the broker's default).
     pub fn from_env(client_id: &str) -> Result<Self, platform::config::ConfigError> {
+        let min_insync: i32 = platform::config::var_or("KAFKA_MIN_INSYNC_REPLICAS", 0)?;
         Ok(KafkaSettings {
             brokers: platform::config::string_or("KAFKA_BROKERS", "127.0.0.1:9092"),
             partitions: platform::config::var_or("KAFKA_PARTITIONS", 3)?,
             replication: platform::config::var_or("KAFKA_REPLICATION", 1)?,
+            min_insync_replicas: (min_insync > 0).then_some(min_insync),
             client_id: client_id.to_owned(),
         })
     }
@@ -204,14 +214,19 @@ impl MessageBus for KafkaBus {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.settings.brokers)
             .create()?;
+        let min_insync = self.settings.min_insync_replicas.map(|n| n.to_string());
         let new: Vec<NewTopic<'_>> = topology
             .iter()
             .map(|t| {
-                NewTopic::new(
+                let topic = NewTopic::new(
                     &t.topic,
                     self.settings.partitions,
                     TopicReplication::Fixed(self.settings.replication),
-                )
+                );
+                match &min_insync {
+                    Some(n) => topic.set("min.insync.replicas", n),
+                    None => topic,
+                }
             })
             .collect();
         let opts = AdminOptions::new()

@@ -31,6 +31,7 @@ async fn a_fatal_producer_error_is_reported_and_recovered_from() {
         brokers: kafka_brokers(),
         partitions: 1,
         replication: 1,
+        min_insync_replicas: None,
         client_id: "fatal-test".into(),
     })
     .unwrap();
@@ -79,6 +80,7 @@ async fn a_producer_whose_publishes_keep_timing_out_is_replaced() {
         brokers: silent.local_addr().unwrap().to_string(),
         partitions: 1,
         replication: 1,
+        min_insync_replicas: None,
         client_id: "stall-test".into(),
     })
     .unwrap();

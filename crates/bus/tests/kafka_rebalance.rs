@@ -20,6 +20,7 @@ fn bus() -> Arc<KafkaBus> {
             brokers: kafka_brokers(),
             partitions: 3,
             replication: 1,
+            min_insync_replicas: None,
             client_id: "bus-contract-test".into(),
         })
         .expect("kafka client"),

@@ -38,6 +38,7 @@ fn bus(client_id: &str) -> Arc<KafkaBus> {
             brokers: kafka_brokers(),
             partitions: 3,
             replication: 1,
+            min_insync_replicas: None,
             client_id: client_id.into(),
         })
         .unwrap(),

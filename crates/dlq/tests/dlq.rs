@@ -95,6 +95,7 @@ async fn kafka_list_and_replay() {
         brokers: testkit::kafka_brokers(),
         partitions: 3,
         replication: 1,
+        min_insync_replicas: None,
         client_id: "dlq-test".into(),
     })
     .unwrap();

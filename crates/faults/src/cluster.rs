@@ -39,6 +39,46 @@ pub struct Config {
     pub service_log: String,
 }
 
+/// Kafka nodes of the stack's three-node cluster (`KAFKA_NODES=3 dev/stack.sh up`).
+pub const KAFKA_CLUSTER_NODES: u64 = 3;
+
+impl Config {
+    /// A Kafka run on a cluster of at least three brokers: `KAFKA_BROKERS` lists three addresses
+    /// or more. The run's topics are then created as the stack's cluster creates them
+    /// (replication factor 3, `min.insync.replicas` 2), so one broker may die without losing an
+    /// acknowledged message.
+    pub fn kafka_replicated(&self) -> bool {
+        self.broker == BrokerKind::Kafka
+            && self
+                .kafka_brokers
+                .split(',')
+                .filter(|a| !a.trim().is_empty())
+                .count()
+                >= KAFKA_CLUSTER_NODES as usize
+    }
+
+    /// The brokers are the stack's own three-node cluster (`.stack/state` says `KAFKA_NODES=3`),
+    /// whose nodes `dev/stack.sh kill-broker-node` / `start-broker-node` can kill and start: only
+    /// then is "kill one broker of three" injected (an external cluster is not ours to kill).
+    pub fn stack_kafka_cluster(&self) -> bool {
+        let state = std::fs::read_to_string(self.root.join(".stack/state")).unwrap_or_default();
+        let nodes = state
+            .lines()
+            .filter_map(|l| l.strip_prefix("KAFKA_NODES="))
+            .next_back();
+        self.kafka_replicated() && nodes == Some(&KAFKA_CLUSTER_NODES.to_string())
+    }
+
+    /// Replication factor and `min.insync.replicas` of the run's Kafka topics.
+    pub fn kafka_replication(&self) -> (i32, Option<i32>) {
+        if self.kafka_replicated() {
+            (KAFKA_CLUSTER_NODES as i32, Some(2))
+        } else {
+            (1, None)
+        }
+    }
+}
+
 /// Which service a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -408,6 +448,10 @@ impl Cluster {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
+        if let (replication, Some(min_insync)) = self.config.kafka_replication() {
+            env.push(("KAFKA_REPLICATION".into(), replication.to_string()));
+            env.push(("KAFKA_MIN_INSYNC_REPLICAS".into(), min_insync.to_string()));
+        }
         if role == Role::Orders {
             // The sweeper re-requests payment for orders NEW this long; shorter than the
             // default so a lost request shows up within the quiescence timeout.

@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use crate::cluster::{Cluster, Exit, Link, Role};
+use crate::cluster::{Cluster, Exit, KAFKA_CLUSTER_NODES, Link, Role};
 use crate::rng::Rng;
 use crate::workload::Counters;
 
@@ -49,6 +49,9 @@ pub enum FaultKind {
     BrokerDelay,
     /// The proxied instance's RabbitMQ connection cut and refused for 1–4 s.
     BrokerPartition,
+    /// kill -9 of one Kafka node of the stack's three, down 2–6 s, then started again: the
+    /// cluster must carry on on two (replication 3, min ISR 2) and lose nothing acknowledged.
+    KillBrokerNode,
 }
 
 impl FaultKind {
@@ -66,6 +69,7 @@ impl FaultKind {
             FaultKind::DatabasePartition => "db partition",
             FaultKind::BrokerDelay => "broker latency",
             FaultKind::BrokerPartition => "broker partition",
+            FaultKind::KillBrokerNode => "kill -9 one broker of three",
         }
     }
 }
@@ -128,6 +132,9 @@ pub fn available(cluster: &Cluster) -> Vec<FaultKind> {
     if cluster.proxies.iter().any(|p| p.link == Link::Broker) {
         kinds.extend([FaultKind::BrokerDelay, FaultKind::BrokerPartition]);
     }
+    if cluster.config.stack_kafka_cluster() {
+        kinds.push(FaultKind::KillBrokerNode);
+    }
     kinds
 }
 
@@ -160,11 +167,13 @@ pub fn schedule(
 /// The bus the re-deliveries go out on, built like the services build theirs.
 pub fn bus_for(cluster: &Cluster) -> anyhow::Result<Arc<dyn MessageBus>> {
     let c = &cluster.config;
+    let (replication, min_insync_replicas) = c.kafka_replication();
     Ok(match c.broker {
         BrokerKind::Kafka => Arc::new(KafkaBus::new(KafkaSettings {
             brokers: c.kafka_brokers.clone(),
             partitions: 3,
-            replication: 1,
+            replication,
+            min_insync_replicas,
             client_id: "faults-redeliver".into(),
         })?),
         BrokerKind::RabbitMq => {
@@ -258,6 +267,7 @@ impl Injector {
                 restart_broker(cluster).await,
             ),
             FaultKind::PostgresRestart => ("postgres".into(), restart_postgres(cluster).await),
+            FaultKind::KillBrokerNode => self.kill_broker_node(cluster).await,
             FaultKind::Redeliver => ("both outboxes".into(), self.redeliver(cluster).await),
             FaultKind::DatabaseDelay | FaultKind::BrokerDelay => {
                 let link = link_of(kind);
@@ -308,6 +318,25 @@ impl Injector {
             Err(e) => Err(e),
         };
         (name, result)
+    }
+
+    /// kill -9 of a random node of the stack's Kafka cluster (`dev/stack.sh kill-broker-node`),
+    /// 2–6 s down while orders flow, then `start-broker-node` (data kept; returns once ready).
+    async fn kill_broker_node(&mut self, cluster: &Cluster) -> (String, anyhow::Result<String>) {
+        let node = self.rng.range(1, KAFKA_CLUSTER_NODES).to_string();
+        let down = self.rng.range(2000, 6000);
+        let result = async {
+            stack_sh(cluster, &["kill-broker-node", &node], "kafka").await?;
+            tokio::time::sleep(Duration::from_millis(down)).await;
+            let began = Instant::now();
+            stack_sh(cluster, &["start-broker-node", &node], "kafka").await?;
+            anyhow::Ok(format!(
+                "down {down} ms, ready {:.1} s after restart",
+                began.elapsed().as_secs_f64()
+            ))
+        }
+        .await;
+        (format!("kafka-{node}"), result)
     }
 
     /// SIGSTOP of a random process, SIGCONT 1–4 s later.
@@ -427,13 +456,19 @@ async fn restart_broker(cluster: &Cluster) -> anyhow::Result<String> {
         BrokerKind::Kafka => "kafka",
         BrokerKind::RabbitMq => "rabbitmq",
     };
-    let log = cluster.run_dir.join("restart-broker.log");
+    stack_sh(cluster, &["restart-broker"], broker).await?;
+    Ok(format!("{broker} restarted"))
+}
+
+/// `dev/stack.sh ARGS...` with `BROKER=broker`, logged to `<run dir>/<first arg>.log`.
+async fn stack_sh(cluster: &Cluster, args: &[&str], broker: &str) -> anyhow::Result<()> {
+    let log = cluster.run_dir.join(format!("{}.log", args[0]));
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log)?;
     let status = Command::new(cluster.config.root.join("dev/stack.sh"))
-        .arg("restart-broker")
+        .args(args)
         .current_dir(&cluster.config.root)
         .env("BROKER", broker)
         .env("STACK_NO_INSTALL", "1")
@@ -445,9 +480,9 @@ async fn restart_broker(cluster: &Cluster) -> anyhow::Result<String> {
         .status()
         .await?;
     if !status.success() {
-        bail!("dev/stack.sh restart-broker: {status}; see {log:?}");
+        bail!("dev/stack.sh {}: {status}; see {log:?}", args.join(" "));
     }
-    Ok(format!("{broker} restarted"))
+    Ok(())
 }
 
 /// `pg_ctl restart -m fast` of the stack's cluster, as the postgres user when we are root.

@@ -159,6 +159,17 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
                 .join(", ")
         }
     );
+    if cluster.config.kafka_replicated() {
+        eprintln!(
+            "faults: Kafka cluster {}: the run's topics replicated 3 times, min.insync.replicas 2; {}",
+            cluster.config.kafka_brokers,
+            if cluster.config.stack_kafka_cluster() {
+                "one broker of three is killed among the faults"
+            } else {
+                "not the stack's own cluster: no broker is killed"
+            }
+        );
+    }
     let outcome = tokio::select! {
         r = round(&args, seed, &run_id, &mut cluster, began) => r,
         _ = interrupted() => Err(anyhow::anyhow!("interrupted")),

@@ -286,6 +286,7 @@ fn kafka_bus(name: &str, brokers: &str) -> Arc<dyn MessageBus> {
             brokers: brokers.to_owned(),
             partitions: 3,
             replication: 1,
+            min_insync_replicas: None,
             client_id: format!("{name}-api-test"),
         })
         .expect("kafka client"),

@@ -53,6 +53,7 @@ impl Broker {
                     brokers: address,
                     partitions: 3,
                     replication: 1,
+                    min_insync_replicas: None,
                     client_id: "bus-contract-test".into(),
                 })
                 .expect("kafka client"),

@@ -1,9 +1,12 @@
 //! The transactional inbox: the first statement of a handler's transaction records the message
 //! id, so a message delivered twice changes state once; and [`Transactional`], which applies a
-//! consumer's batch in one transaction, with the inbox or without.
+//! consumer's batch in one transaction, with the inbox or without — set-based when the handler
+//! can ([`Apply::apply_batch`]), else one savepoint per message.
 //!
 //! Expected table: `inbox(message_id uuid primary key, received_at timestamptz)`. A concurrent
 //! duplicate blocks on the primary key until the first transaction ends, then sees the row.
+
+use std::collections::HashSet;
 
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -22,6 +25,22 @@ pub async fn admit(conn: &mut PgConnection, message_id: Uuid) -> Result<bool, sq
     Ok(inserted == 1)
 }
 
+/// Records every id of `message_ids` with one statement on the caller's transaction; returns
+/// the ids it had not seen (each once, even if listed twice).
+pub async fn admit_all(
+    conn: &mut PgConnection,
+    message_ids: &[Uuid],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let fresh: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO inbox (message_id) SELECT unnest($1::uuid[]) \
+         ON CONFLICT DO NOTHING RETURNING message_id",
+    )
+    .bind(message_ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(fresh.into_iter().collect())
+}
+
 /// What a message handler does inside its batch's transaction.
 #[async_trait::async_trait]
 pub trait Apply: Send + Sync + 'static {
@@ -38,6 +57,19 @@ pub trait Apply: Send + Sync + 'static {
     /// Validates and applies one message (after the inbox admitted it, when there is one).
     async fn apply(&self, tx: &mut PgConnection, delivery: &Delivery) -> Result<(), HandleError>;
 
+    /// Applies `batch` — in delivery order, each admitted by the inbox — with a few statements
+    /// for all of it instead of a few per message, exactly as [`Apply::apply`] one after another
+    /// would. `Ok(false)`: not done this way (no batch form, the default, or a message it cannot
+    /// take, e.g. undecodable). `Ok(false)` and any error undo the attempt, and the batch goes
+    /// one by one, where a poisoned message is isolated by its own savepoint.
+    async fn apply_batch(
+        &self,
+        _tx: &mut PgConnection,
+        _batch: &[&Delivery],
+    ) -> Result<bool, HandleError> {
+        Ok(false)
+    }
+
     /// Records, in its own transaction (after the inbox admitted it), the terminal outcome of a
     /// message that will never be applied ([`Handler::reject`]); false when there was nothing
     /// to record, and then the inbox keeps no trace either, so a replay after a fix applies it.
@@ -53,8 +85,9 @@ pub trait Apply: Send + Sync + 'static {
 }
 
 /// A [`Handler`] applying a whole batch in one transaction — one commit for many messages —
-/// with a savepoint per message, so a poisoned message is undone alone and its batch-mates
-/// stand, and a transient failure keeps what came before it and hands back the rest.
+/// set-based when [`Apply::apply_batch`] takes it, else with a savepoint per message, so a
+/// poisoned message is undone alone and its batch-mates stand, and a transient failure keeps
+/// what came before it and hands back the rest.
 pub struct Transactional<A> {
     pool: PgPool,
     apply: A,
@@ -77,6 +110,11 @@ impl<A: Apply> Transactional<A> {
     pub fn with_metrics(mut self, metrics: platform::metrics::ConsumerMetrics) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// What it applies with (tests and diagnostics read its state).
+    pub fn inner(&self) -> &A {
+        &self.apply
     }
 
     /// Also records each message id in the inbox first and skips what it already holds.
@@ -109,9 +147,70 @@ impl<A: Apply> Transactional<A> {
         applied
     }
 
+    /// The whole batch in one go ([`Apply::apply_batch`]) under a savepoint: the duplicates the
+    /// inbox skipped (by topic), or `None` when it was not done that way and nothing of it stays.
+    async fn at_once<'d>(
+        &self,
+        tx: &mut PgConnection,
+        batch: &'d [Delivery],
+    ) -> Result<Option<Vec<&'d str>>, sqlx::Error> {
+        sqlx::query("SAVEPOINT batch").execute(&mut *tx).await?;
+        let attempt = async {
+            let mut fresh: Vec<&Delivery> = batch.iter().collect();
+            let mut duplicates = Vec::new();
+            if self.inbox {
+                let Ok(ids) = batch
+                    .iter()
+                    .map(Delivery::message_id)
+                    .collect::<Result<Vec<_>, _>>()
+                else {
+                    return Ok(None);
+                };
+                let mut admitted = admit_all(tx, &ids).await?;
+                fresh.clear();
+                for (delivery, id) in batch.iter().zip(&ids) {
+                    if admitted.remove(id) {
+                        fresh.push(delivery);
+                    } else {
+                        tracing::info!(message_id = %id, "duplicate message skipped");
+                        duplicates.push(delivery.topic.as_str());
+                    }
+                }
+            }
+            let done = fresh.is_empty() || self.apply.apply_batch(tx, &fresh).await?;
+            Ok::<_, HandleError>(done.then_some(duplicates))
+        }
+        .await;
+        match attempt {
+            Ok(Some(duplicates)) => {
+                sqlx::query("RELEASE SAVEPOINT batch")
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(Some(duplicates))
+            }
+            other => {
+                if let Err(e) = other {
+                    tracing::debug!(error = %platform::error::error_chain(&e), "batch applied one by one");
+                }
+                sqlx::query("ROLLBACK TO SAVEPOINT batch")
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
     async fn batch(&self, batch: &[Delivery]) -> Result<Vec<Result<(), HandleError>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         self.apply.prepare(&mut tx, batch).await?;
+        if let Some(duplicates) = self.at_once(&mut tx, batch).await? {
+            tx.commit().await?;
+            for topic in duplicates {
+                self.metrics
+                    .count(topic, platform::metrics::Outcome::duplicate);
+            }
+            return Ok(batch.iter().map(|_| Ok(())).collect());
+        }
         let mut results = Vec::with_capacity(batch.len());
         let mut duplicates = Vec::new();
         for delivery in batch {

@@ -153,6 +153,7 @@ per_broker!(
     relay::a_frozen_relay_loses_its_keys_after_the_lease,
     relay::per_key_order_holds_across_two_relays_and_two_consumers,
     relay::a_batch_undoes_only_its_failed_messages_and_keeps_order,
+    relay::a_clean_batch_is_applied_at_once,
     relay::a_permanent_database_error_dead_letters_at_once,
 );
 

@@ -2,6 +2,7 @@
 //! published once, in `seq` order per key, whatever the number of relays and their faults.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -524,13 +525,60 @@ fn distinct(handled: &[u64]) -> Vec<u64> {
 
 /// Applies `{"i": n}` by inserting n into `applied`; `"poison"` inserts and then refuses for
 /// good, `"flaky"` inserts and then fails once: both inserts must be undone.
+#[derive(Default)]
 struct Recorder {
     flaked: std::sync::atomic::AtomicBool,
+    /// Messages applied one by one, and batches applied at once.
+    one_by_one: AtomicUsize,
+    at_once: AtomicUsize,
+}
+
+/// `values` inserted into table `applied` with one statement, in order.
+const INSERT_APPLIED: &str = "INSERT INTO applied (n) \
+     SELECT n FROM unnest($1::int8[]) WITH ORDINALITY AS v(n, i) ORDER BY i";
+/// `values` inserted into table `checked` with one statement, in order.
+const INSERT_CHECKED: &str = "INSERT INTO checked (n) \
+     SELECT n FROM unnest($1::int8[]) WITH ORDINALITY AS v(n, i) ORDER BY i";
+
+/// Runs one of the `INSERT_*` statements with `values`.
+async fn insert_all(
+    tx: &mut sqlx::PgConnection,
+    statement: &'static str,
+    values: &[i64],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(statement)
+        .bind(values)
+        .execute(tx)
+        .await
+        .map(drop)
+}
+
+/// The numbers of `batch`'s bodies, if each is one.
+fn numbers(batch: &[&Delivery]) -> Option<Vec<i64>> {
+    batch
+        .iter()
+        .map(|d| String::from_utf8_lossy(&d.payload).parse().ok())
+        .collect()
 }
 
 #[async_trait]
 impl bus::Apply for Recorder {
+    /// Numbers only: a batch holding "poison" or "flaky" goes one by one.
+    async fn apply_batch(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        batch: &[&Delivery],
+    ) -> Result<bool, HandleError> {
+        let Some(values) = numbers(batch) else {
+            return Ok(false);
+        };
+        insert_all(tx, INSERT_APPLIED, &values).await?;
+        self.at_once.fetch_add(1, Ordering::SeqCst);
+        Ok(true)
+    }
+
     async fn apply(&self, tx: &mut sqlx::PgConnection, d: &Delivery) -> Result<(), HandleError> {
+        self.one_by_one.fetch_add(1, Ordering::SeqCst);
         let body = String::from_utf8_lossy(&d.payload).into_owned();
         let n: i64 = match body.as_str() {
             "poison" | "flaky" => -1,
@@ -578,13 +626,7 @@ pub async fn a_batch_undoes_only_its_failed_messages_and_keeps_order(broker: Bro
         bus.publish(&topic, m).await.unwrap();
     }
 
-    let handler = bus::Transactional::new(
-        pool.clone(),
-        Recorder {
-            flaked: std::sync::atomic::AtomicBool::new(false),
-        },
-    )
-    .with_inbox();
+    let handler = bus::Transactional::new(pool.clone(), Recorder::default()).with_inbox();
     let stop = CancellationToken::new();
     let consumer = Consumer::new(bus.clone(), topic, group, Arc::new(handler)).with_batches(
         bus::BatchSettings {
@@ -612,13 +654,75 @@ pub async fn a_batch_undoes_only_its_failed_messages_and_keeps_order(broker: Bro
     db.drop_db().await;
 }
 
-/// Inserts the body, a number, into a table that refuses negatives; counts its calls.
+/// A batch of numbers published before the consumer starts, one of them twice: applied at once
+/// (never one by one), in order, the duplicate skipped by the inbox.
+pub async fn a_clean_batch_is_applied_at_once(broker: Broker) {
+    let (db, pool) = database().await;
+    sqlx::query("CREATE TABLE applied (seq bigserial, n bigint)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let bus = broker.bus();
+    let (topic, group) = declared(bus.as_ref(), "at-once").await;
+    let mut sent: Vec<_> = (0..10)
+        .map(|n| crate::message("k", &n.to_string()))
+        .collect();
+    // Before 6: once 9 is applied, the duplicate was handled (one key, in order).
+    sent.insert(6, sent[3].clone());
+    for m in &sent {
+        bus.publish(&topic, m).await.unwrap();
+    }
+
+    let handler = Arc::new(bus::Transactional::new(pool.clone(), Recorder::default()).with_inbox());
+    let stop = CancellationToken::new();
+    let consumer = Consumer::new(bus.clone(), topic, group, handler.clone()).with_batches(
+        bus::BatchSettings {
+            max: 64,
+            linger: Duration::from_millis(200),
+        },
+    );
+    let task = tokio::spawn(consumer.run(stop.clone()));
+    let applied: Vec<i64> = eventually("all applied", WAIT, || async {
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM applied ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        (rows.len() >= 10).then_some(rows)
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        applied,
+        (0..10).collect::<Vec<i64>>(),
+        "in order, duplicate once"
+    );
+    assert_eq!(handler.inner().one_by_one.load(Ordering::SeqCst), 0);
+    assert!(handler.inner().at_once.load(Ordering::SeqCst) >= 1);
+    pool.close().await;
+    db.drop_db().await;
+}
+
+/// Inserts the body, a number, into a table that refuses negatives; counts its calls. Batches
+/// go at once, so a negative fails the batch's statement and sends it one by one.
 struct Checked {
     calls: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait]
 impl bus::Apply for Checked {
+    async fn apply_batch(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        batch: &[&Delivery],
+    ) -> Result<bool, HandleError> {
+        let Some(values) = numbers(batch) else {
+            return Ok(false);
+        };
+        insert_all(tx, INSERT_CHECKED, &values).await?;
+        Ok(true)
+    }
+
     async fn apply(&self, tx: &mut sqlx::PgConnection, d: &Delivery) -> Result<(), HandleError> {
         self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let n: i64 = String::from_utf8_lossy(&d.payload)
@@ -633,7 +737,8 @@ impl bus::Apply for Checked {
 }
 
 /// A database error no retry can fix (SQLSTATE class 23, a CHECK violation) dead-letters its
-/// message at the first attempt, and the consumer applies what follows on the same key.
+/// message at the first attempt, and the consumer applies what follows on the same key — also
+/// when the batch's set-based statement failed on it first.
 pub async fn a_permanent_database_error_dead_letters_at_once(broker: Broker) {
     let (db, pool) = database().await;
     sqlx::query("CREATE TABLE checked (n bigint CHECK (n >= 0))")

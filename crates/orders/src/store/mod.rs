@@ -234,3 +234,38 @@ pub async fn settle(
     .rows_affected();
     Ok(changed == 1)
 }
+
+/// [`settle`] for a consumer batch with one statement: each order of `settlements` still `NEW`
+/// moves to its terminal state (an order listed twice, by its first entry); returns the orders
+/// it changed.
+pub async fn settle_all(
+    conn: &mut PgConnection,
+    settlements: &[(OrderId, OrderStatus, Option<FailureReason>)],
+) -> Result<std::collections::HashSet<Uuid>, sqlx::Error> {
+    let changed: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE orders SET status = v.status, failure_reason = v.reason, updated_at = now(), \
+             changed_xid = pg_current_xact_id() \
+         FROM (SELECT DISTINCT ON (order_id) order_id, status, reason \
+               FROM unnest($1::uuid[], $2::text[], $3::text[]) \
+                   WITH ORDINALITY AS s(order_id, status, reason, n) \
+               ORDER BY order_id, n) AS v \
+         WHERE orders.order_id = v.order_id AND orders.status = 'NEW' \
+         RETURNING orders.order_id",
+    )
+    .bind(settlements.iter().map(|(o, _, _)| o.0).collect::<Vec<_>>())
+    .bind(
+        settlements
+            .iter()
+            .map(|(_, s, _)| s.as_db())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        settlements
+            .iter()
+            .map(|(_, _, r)| r.map(FailureReason::as_db))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(changed.into_iter().collect())
+}

@@ -76,27 +76,70 @@ pub struct PaymentResults {
     metrics: Arc<Metrics>,
 }
 
+/// The result a delivery carries, or why it can never be applied.
+fn result(delivery: &Delivery) -> Result<PaymentResult, HandleError> {
+    check_type(
+        delivery.header(bus::message::HEADER_MESSAGE_TYPE),
+        PAYMENT_RESULT,
+    )
+    .map_err(HandleError::Poison)?;
+    delivery.decode().map_err(HandleError::Poison)
+}
+
 #[async_trait]
 impl Apply for PaymentResults {
     async fn apply(&self, tx: &mut PgConnection, delivery: &Delivery) -> Result<(), HandleError> {
-        check_type(
-            delivery.header(bus::message::HEADER_MESSAGE_TYPE),
-            PAYMENT_RESULT,
-        )
-        .map_err(HandleError::Poison)?;
-        let result: PaymentResult = delivery.decode().map_err(HandleError::Poison)?;
+        let result = result(delivery)?;
+        let (status, reason) = settle(result.outcome);
+        let changed = store::settle(tx, result.order_id, status, reason).await?;
+        self.settled(&result, changed);
+        Ok(())
+    }
+
+    /// The set-based form: every result decoded (else one by one), one `UPDATE` for all.
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        batch: &[&Delivery],
+    ) -> Result<bool, HandleError> {
+        let started = std::time::SystemTime::now();
+        let Ok(results) = batch
+            .iter()
+            .map(|d| result(d))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            return Ok(false);
+        };
+        let settlements: Vec<_> = results
+            .iter()
+            .map(|r| {
+                let (status, reason) = settle(r.outcome);
+                (r.order_id, status, reason)
+            })
+            .collect();
+        let mut changed = store::settle_all(tx, &settlements).await?;
+        for (result, delivery) in results.iter().zip(batch) {
+            // An order listed twice changed once, by its first result.
+            let first = changed.remove(&result.order_id.0);
+            platform::trace::report(delivery.span(), started, || self.settled(result, first));
+        }
+        Ok(true)
+    }
+}
+
+impl PaymentResults {
+    /// Counts and logs what applying `result` did.
+    fn settled(&self, result: &PaymentResult, changed: bool) {
         if let Some(detail) = &result.reason {
             tracing::warn!(order_id = %result.order_id, detail, "payment rejected");
         }
-        let (status, reason) = settle(result.outcome);
-        let changed = store::settle(tx, result.order_id, status, reason).await?;
         if changed {
+            let (status, reason) = settle(result.outcome);
             let outcome = reason.map_or(status.as_db(), crate::domain::FailureReason::as_db);
             self.metrics.event("order_settled", outcome);
             tracing::info!(order_id = %result.order_id, status = status.as_db(), "order settled");
         } else {
             tracing::info!(order_id = %result.order_id, "result ignored: order unknown or already settled");
         }
-        Ok(())
     }
 }

@@ -13,6 +13,9 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::domain::{Account, HistoryEntry, Movement, decide, outcome_from_db, outcome_to_db};
 
+mod batch;
+pub use batch::pay_all;
+
 /// Why an account could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {

@@ -1,9 +1,10 @@
 //! Background work of the payments service: applying payment requests.
 //!
-//! A consumer batch is one database transaction (`bus::Transactional`, with the inbox): per
-//! message, the inbox row (dedupe by message id), the payment (`store::pay`, unique per order)
-//! and the result in the outbox, each under its own savepoint. The consumer loop acknowledges
-//! only after that transaction committed.
+//! A consumer batch is one database transaction (`bus::Transactional`, with the inbox): the
+//! inbox rows (dedupe by message id), the payments (`store::pay_all`, unique per order) and the
+//! results in the outbox, a handful of statements for the whole batch; if that fails, per
+//! message under its own savepoint (`store::pay`). The consumer loop acknowledges only after
+//! that transaction committed.
 //!
 //! A request that can never be applied (undecodable, a permanent database error, retries
 //! exhausted) is dead-lettered and, when its order id can be read, settled as `REJECTED`
@@ -12,6 +13,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bus::outbox::Outgoing;
 use bus::{Apply, Delivery, HandleError, Transactional};
 use contract::events::{
     PAYMENT_REQUESTED, PAYMENT_RESULT, PaymentOutcome, PaymentRequested, PaymentResult, check_type,
@@ -94,6 +96,52 @@ impl Apply for PaymentRequests {
             .event("payment", crate::domain::outcome_to_db(outcome));
         tracing::info!(order_id = %request.order_id, outcome = ?outcome, "payment settled");
         Ok(())
+    }
+
+    /// The set-based form: every request decoded (else one by one), settled by
+    /// [`store::pay_all`], answered with one outbox statement; each result carries its
+    /// request's trace.
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        batch: &[&Delivery],
+    ) -> Result<bool, HandleError> {
+        let started = std::time::SystemTime::now();
+        let Ok(requests) = batch
+            .iter()
+            .map(|d| request(d))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            return Ok(false);
+        };
+        let outcomes = store::pay_all(tx, &requests).await?;
+        let spans: Vec<platform::trace::Span> = batch.iter().map(|d| d.span()).collect();
+        let answers: Vec<Outgoing<'_, PaymentResult>> = requests
+            .iter()
+            .zip(&outcomes)
+            .zip(&spans)
+            .map(|((request, &outcome), span)| Outgoing {
+                topic: &self.results_topic,
+                key: request.user_id.to_string(),
+                kind: PAYMENT_RESULT,
+                event: PaymentResult {
+                    order_id: request.order_id,
+                    user_id: request.user_id,
+                    outcome,
+                    reason: None,
+                },
+                traceparent: span.traceparent(),
+            })
+            .collect();
+        bus::outbox::enqueue_all(tx, &answers).await?;
+        for ((request, outcome), span) in requests.iter().zip(outcomes).zip(spans) {
+            self.metrics
+                .event("payment", crate::domain::outcome_to_db(outcome));
+            platform::trace::report(span, started, || {
+                tracing::info!(order_id = %request.order_id, outcome = ?outcome, "payment settled");
+            });
+        }
+        Ok(true)
     }
 
     /// Settles the order as `REJECTED` when the message is a payment request at all (a message

@@ -150,6 +150,12 @@ impl Span {
         self.attributes.push((key, value.into()));
         self
     }
+
+    /// What an event written by this span's work carries as its `traceparent` (nothing with
+    /// tracing off).
+    pub fn traceparent(&self) -> Option<String> {
+        enabled().then(|| self.context.to_string())
+    }
 }
 
 /// The `traceparent` form, version `00`.
@@ -207,6 +213,18 @@ pub async fn scope<F: Future>(span: Span, work: F) -> F::Output {
         otlp::record(span, started, std::time::SystemTime::now());
     }
     output
+}
+
+/// For work done for many messages at once (a set-based batch): runs `log` — the lines about
+/// one of them — under `span`'s trace, and exports `span` as lasting from `started` until now.
+pub fn report(span: Span, started: std::time::SystemTime, log: impl FnOnce()) {
+    if !enabled() {
+        return log();
+    }
+    tracing::info_span!("trace", trace_id = %span.context.trace_id()).in_scope(log);
+    if otlp::exporting() {
+        otlp::record(span, started, std::time::SystemTime::now());
+    }
 }
 
 /// A fresh non-zero span id.

@@ -93,6 +93,8 @@ pub struct Transactional<A> {
     apply: A,
     inbox: bool,
     metrics: platform::metrics::ConsumerMetrics,
+    /// The relay of the outbox the handler writes to, woken after each commit.
+    wakeup: Option<crate::outbox::Wakeup>,
 }
 
 impl<A: Apply> Transactional<A> {
@@ -103,7 +105,23 @@ impl<A: Apply> Transactional<A> {
             apply,
             inbox: false,
             metrics: Default::default(),
+            wakeup: None,
         }
+    }
+
+    /// Wakes `wakeup`'s relay after every commit: the handler writes to the outbox.
+    pub fn waking(mut self, wakeup: crate::outbox::Wakeup) -> Self {
+        self.wakeup = Some(wakeup);
+        self
+    }
+
+    /// Commits `tx` and wakes the relay, if any.
+    async fn commit(&self, tx: sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), sqlx::Error> {
+        tx.commit().await?;
+        if let Some(w) = &self.wakeup {
+            w.wake();
+        }
+        Ok(())
     }
 
     /// Counts the duplicates the inbox skips into `metrics` (`outcome="duplicate"`).
@@ -204,7 +222,7 @@ impl<A: Apply> Transactional<A> {
         let mut tx = self.pool.begin().await?;
         self.apply.prepare(&mut tx, batch).await?;
         if let Some(duplicates) = self.at_once(&mut tx, batch).await? {
-            tx.commit().await?;
+            self.commit(tx).await?;
             for topic in duplicates {
                 self.metrics
                     .count(topic, platform::metrics::Outcome::duplicate);
@@ -224,7 +242,7 @@ impl<A: Apply> Transactional<A> {
                 break;
             }
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         for topic in duplicates {
             self.metrics
                 .count(topic, platform::metrics::Outcome::duplicate);
@@ -277,7 +295,7 @@ impl<A: Apply> Handler for Transactional<A> {
             return Ok(());
         }
         if self.apply.reject(&mut tx, delivery, reason).await? {
-            tx.commit().await?;
+            self.commit(tx).await?;
         }
         Ok(())
     }

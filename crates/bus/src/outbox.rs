@@ -10,27 +10,39 @@
 //! each after the previous one was acknowledged, stopping at the key's first failure; a relay
 //! that freezes loses its keys after [`RelaySettings::lease`].
 //!
+//! The relay wakes when the process that wrote rows tells it so ([`Wakeup`], after the writing
+//! transaction committed) and polls every [`RelaySettings::poll_interval`]: rows another
+//! instance wrote (and did not relay, e.g. it crashed) wait at most one interval. No `NOTIFY`
+//! per insert: it takes PostgreSQL's notify-queue lock in every writing commit, which cost
+//! 13-17 % of the order-accept throughput (docs/PERFORMANCE.md).
+//!
 //! Expected table (each service's migrations create it):
 //! `outbox(id uuid pk, seq bigserial, topic text, message_key text, message_type text,
 //! payload jsonb, created_at, published_at null, attempts int, last_error text, traceparent text
-//! null)`, plus a
-//! statement trigger that runs `pg_notify('outbox', '')` after insert, and an index on
-//! `(message_key, seq)` of the pending rows.
+//! null)`, and an index on `(message_key, seq)` of the pending rows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{BusError, Message, MessageBus};
 
-/// The `LISTEN` channel the outbox trigger notifies.
-pub const NOTIFY_CHANNEL: &str = "outbox";
+/// Wakes this process's relay: the writer of outbox rows calls [`Wakeup::wake`] once its
+/// transaction committed, so the rows go out at once instead of at the next poll.
+#[derive(Clone, Default)]
+pub struct Wakeup(Arc<tokio::sync::Notify>);
+
+impl Wakeup {
+    /// Asks for a relay round; a round already running is followed by another one.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
 
 /// Writes one event to the outbox on the caller's transaction; returns its message id. The row
 /// carries the current span ([`platform::trace::current`]) as the message's `traceparent`, so
@@ -116,7 +128,8 @@ pub async fn enqueue_all<T: Serialize>(
 pub struct RelaySettings {
     /// Rows claimed per transaction.
     pub batch_size: i64,
-    /// Polling fallback when no notification arrives (a missed NOTIFY only delays).
+    /// How long the relay waits for a [`Wakeup`] before it looks anyway: the delay of rows
+    /// nobody woke it for (written by another instance).
     pub poll_interval: Duration,
     /// Pause after a failed round so a broker outage is not hammered.
     pub retry_backoff: Duration,
@@ -153,6 +166,7 @@ pub struct OutboxRelay {
     bus: Arc<dyn MessageBus>,
     settings: RelaySettings,
     metrics: platform::metrics::RelayMetrics,
+    wakeup: Wakeup,
 }
 
 /// One claimed row.
@@ -180,7 +194,14 @@ impl OutboxRelay {
             bus,
             settings,
             metrics: Default::default(),
+            wakeup: Wakeup::default(),
         }
+    }
+
+    /// The same relay woken by `wakeup` (else it only polls).
+    pub fn with_wakeup(mut self, wakeup: Wakeup) -> Self {
+        self.wakeup = wakeup;
+        self
     }
 
     /// The same relay counting what it publishes into `metrics`.
@@ -294,13 +315,9 @@ impl OutboxRelay {
         }
     }
 
-    /// Relays until `shutdown`; wakes on `NOTIFY outbox` and polls as a fallback.
+    /// Relays until `shutdown`; wakes on its [`Wakeup`] and polls as a fallback.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut listener = None;
         loop {
-            if listener.is_none() {
-                listener = self.listen().await;
-            }
             let pause = match self.relay_once().await {
                 // A full batch means a backlog: go on at once, unless asked to stop.
                 Ok(n) if n as i64 >= self.settings.batch_size && !shutdown.is_cancelled() => {
@@ -319,32 +336,11 @@ impl OutboxRelay {
             };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                woke = wait_for_notification(&mut listener) => {
-                    if let Err(e) = woke {
-                        tracing::warn!(error = %e, "outbox LISTEN connection lost, polling until it is back");
-                        listener = None;
-                        tokio::time::sleep(self.settings.retry_backoff).await;
-                    }
-                }
+                _ = self.wakeup.0.notified() => {}
                 _ = tokio::time::sleep(pause) => {}
             }
         }
         tracing::info!("outbox relay stopped");
-    }
-
-    async fn listen(&self) -> Option<PgListener> {
-        let attempt = async {
-            let mut l = PgListener::connect_with(&self.pool).await?;
-            l.listen(NOTIFY_CHANNEL).await?;
-            Ok::<_, sqlx::Error>(l)
-        };
-        match attempt.await {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot LISTEN for outbox notifications, polling only");
-                None
-            }
-        }
     }
 }
 
@@ -362,12 +358,4 @@ fn by_key(rows: Vec<Row>) -> Vec<Vec<Row>> {
         }
     }
     groups
-}
-
-/// Resolves on a notification; never resolves without a listener (the poll timer wins then).
-async fn wait_for_notification(listener: &mut Option<PgListener>) -> Result<(), sqlx::Error> {
-    match listener {
-        Some(l) => l.recv().await.map(drop),
-        None => std::future::pending().await,
-    }
 }

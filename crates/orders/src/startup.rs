@@ -35,6 +35,7 @@ fn spec() -> ServiceSpec<OrdersApi, Transactional<PaymentResults>> {
                 feed,
                 ctx.shutdown.clone(),
                 ctx.metrics.clone(),
+                ctx.relay.clone(),
             )
         },
         handler: |ctx| crate::workers::handler(ctx.pool.clone(), ctx.metrics.clone()),

@@ -34,6 +34,7 @@ fn spec() -> ServiceSpec<AccountsApi, Transactional<PaymentRequests>> {
                 ctx.settings.results_topic.clone(),
                 ctx.metrics.clone(),
             )
+            .waking(ctx.relay.clone())
         },
         chores: |_| Ok(Vec::new()),
     }

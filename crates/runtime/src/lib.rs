@@ -62,6 +62,8 @@ pub struct Context<'a> {
     pub shutdown: &'a CancellationToken,
     /// Its registry (`/metrics`), for the business events it counts.
     pub metrics: &'a Arc<Metrics>,
+    /// Its outbox relay's wake-up: whatever writes outbox rows wakes it after committing.
+    pub relay: bus::outbox::Wakeup,
 }
 
 /// A service's chores, as [`ServiceSpec::chores`] builds them.
@@ -177,6 +179,7 @@ where
         settings: &settings,
         shutdown: &shutdown,
         metrics: &metrics,
+        relay: bus::outbox::Wakeup::default(),
     };
     let consumer = Consumer::new(
         bus.clone(),
@@ -206,7 +209,8 @@ where
         metrics.clone(),
     );
     let relay = OutboxRelay::new(pool.clone(), bus.clone(), RelaySettings::default())
-        .with_metrics(metrics.relay.clone());
+        .with_metrics(metrics.relay.clone())
+        .with_wakeup(ctx.relay.clone());
     let service = Service {
         topology: payment_topology(&settings),
         pool,

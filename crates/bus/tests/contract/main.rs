@@ -145,7 +145,7 @@ per_broker!(
     delivery::ping_tells_a_live_broker_from_a_dead_one,
     delivery::backlog_counts_what_the_group_has_not_finished,
     relay::relay_publishes_pending_rows_once_in_order,
-    relay::running_relay_wakes_on_notify,
+    relay::running_relay_wakes_when_woken,
     relay::a_relay_stops_mid_backlog_when_asked,
     relay::concurrent_relays_never_publish_a_row_twice,
     relay::a_second_relay_never_overtakes_a_slow_one_on_the_same_key,

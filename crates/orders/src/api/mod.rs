@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+use bus::outbox::Wakeup;
 use contract::{OrderId, UserId};
 use platform::ApiError;
 use platform::body::JsonBody;
@@ -41,11 +42,14 @@ pub struct OrdersApi {
     /// Ends the order streams when the service stops (they would hold the drain otherwise).
     shutdown: CancellationToken,
     metrics: Arc<Metrics>,
+    /// The local relay, woken once a new order's payment request is committed.
+    relay: Wakeup,
 }
 
 impl OrdersApi {
     /// An API over the orders database, remembering idempotency keys as `keys` says, serving
-    /// order streams from `feed` until `shutdown` and counting created orders in `metrics`.
+    /// order streams from `feed` until `shutdown`, counting created orders in `metrics` and
+    /// waking `relay` for each.
     pub fn new(
         pool: PgPool,
         requests_topic: String,
@@ -53,6 +57,7 @@ impl OrdersApi {
         feed: Arc<Feed>,
         shutdown: CancellationToken,
         metrics: Arc<Metrics>,
+        relay: Wakeup,
     ) -> Self {
         OrdersApi {
             pool,
@@ -61,6 +66,7 @@ impl OrdersApi {
             feed,
             shutdown,
             metrics,
+            relay,
         }
     }
 }
@@ -151,6 +157,7 @@ impl OrdersApi {
             })
             .await?;
         if !performed.replayed {
+            self.relay.wake();
             self.metrics.event("order_created", "NEW");
         }
         let replayed = performed.replay_header();

@@ -597,6 +597,36 @@ impl bus::Apply for Recorder {
     }
 }
 
+/// Runs a batching consumer (batches of up to 64, 200 ms linger) of `topic` through `handler`
+/// until table `applied` holds `n` rows; returns them in insertion order.
+async fn consume_until_applied(
+    bus: &Arc<dyn MessageBus>,
+    topic: String,
+    group: String,
+    handler: Arc<bus::Transactional<Recorder>>,
+    pool: &sqlx::PgPool,
+    n: usize,
+) -> Vec<i64> {
+    let stop = CancellationToken::new();
+    let consumer =
+        Consumer::new(bus.clone(), topic, group, handler).with_batches(bus::BatchSettings {
+            max: 64,
+            linger: Duration::from_millis(200),
+        });
+    let task = tokio::spawn(consumer.run(stop.clone()));
+    let applied: Vec<i64> = eventually("all applied", WAIT, || async {
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM applied ORDER BY seq")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        (rows.len() >= n).then_some(rows)
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    applied
+}
+
 /// The batching consumer over one transaction per batch: a poisoned message is undone alone
 /// (its batch-mates stand), a transient failure keeps what came before it and everything from
 /// it on comes again in order, and a message delivered twice is applied once.
@@ -623,25 +653,8 @@ pub async fn a_batch_undoes_only_its_failed_messages_and_keeps_order(broker: Bro
         bus.publish(&topic, m).await.unwrap();
     }
 
-    let handler = bus::Transactional::new(pool.clone(), Recorder::default()).with_inbox();
-    let stop = CancellationToken::new();
-    let consumer = Consumer::new(bus.clone(), topic, group, Arc::new(handler)).with_batches(
-        bus::BatchSettings {
-            max: 64,
-            linger: Duration::from_millis(200),
-        },
-    );
-    let task = tokio::spawn(consumer.run(stop.clone()));
-    let applied: Vec<i64> = eventually("all applied", WAIT, || async {
-        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM applied ORDER BY seq")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-        (rows.len() >= 7).then_some(rows)
-    })
-    .await;
-    stop.cancel();
-    task.await.unwrap().unwrap();
+    let handler = Arc::new(bus::Transactional::new(pool.clone(), Recorder::default()).with_inbox());
+    let applied = consume_until_applied(&bus, topic, group, handler, &pool, 7).await;
     assert_eq!(
         applied,
         [0, 1, 2, -1, 3, 4, 5],
@@ -671,24 +684,7 @@ pub async fn a_clean_batch_is_applied_at_once(broker: Broker) {
     }
 
     let handler = Arc::new(bus::Transactional::new(pool.clone(), Recorder::default()).with_inbox());
-    let stop = CancellationToken::new();
-    let consumer = Consumer::new(bus.clone(), topic, group, handler.clone()).with_batches(
-        bus::BatchSettings {
-            max: 64,
-            linger: Duration::from_millis(200),
-        },
-    );
-    let task = tokio::spawn(consumer.run(stop.clone()));
-    let applied: Vec<i64> = eventually("all applied", WAIT, || async {
-        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM applied ORDER BY seq")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-        (rows.len() >= 10).then_some(rows)
-    })
-    .await;
-    stop.cancel();
-    task.await.unwrap().unwrap();
+    let applied = consume_until_applied(&bus, topic, group, handler.clone(), &pool, 10).await;
     assert_eq!(
         applied,
         (0..10).collect::<Vec<i64>>(),

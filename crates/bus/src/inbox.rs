@@ -41,6 +41,16 @@ pub async fn admit_all(
     Ok(fresh.into_iter().collect())
 }
 
+/// Every delivery of `batch` read by `read`, or `None` if any cannot be: what an
+/// [`Apply::apply_batch`] starts with, answering `Ok(false)` on `None` so the batch goes one by
+/// one and the unreadable message is dead-lettered alone.
+pub fn read_all<T>(
+    batch: &[&Delivery],
+    read: impl Fn(&Delivery) -> Result<T, HandleError>,
+) -> Option<Vec<T>> {
+    batch.iter().map(|d| read(d).ok()).collect()
+}
+
 /// What a message handler does inside its batch's transaction.
 #[async_trait::async_trait]
 pub trait Apply: Send + Sync + 'static {

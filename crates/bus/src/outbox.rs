@@ -55,20 +55,14 @@ pub async fn enqueue<T: Serialize>(
     event: &T,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
-    let payload = serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let traceparent = platform::trace::current().map(|c| c.to_string());
-    sqlx::query(
-        "INSERT INTO outbox (id, topic, message_key, message_type, payload, traceparent) \
-         VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
-    )
-    .bind(id)
-    .bind(topic)
-    .bind(key)
-    .bind(kind)
-    .bind(payload)
-    .bind(traceparent)
-    .execute(conn)
-    .await?;
+    let outgoing = Outgoing {
+        topic,
+        key: key.to_owned(),
+        kind,
+        event,
+        traceparent: platform::trace::current().map(|c| c.to_string()),
+    };
+    insert(conn, &[id], std::slice::from_ref(&outgoing)).await?;
     Ok(id)
 }
 
@@ -95,6 +89,16 @@ pub async fn enqueue_all<T: Serialize>(
     events: &[Outgoing<'_, T>],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    insert(conn, &ids, events).await?;
+    Ok(ids)
+}
+
+/// The one outbox `INSERT`: `events` under `ids`, `seq` in their order.
+async fn insert<T: Serialize>(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    events: &[Outgoing<'_, T>],
+) -> Result<(), sqlx::Error> {
     let payloads = events
         .iter()
         .map(|e| serde_json::to_string(&e.event))
@@ -107,7 +111,7 @@ pub async fn enqueue_all<T: Serialize>(
              WITH ORDINALITY AS e(id, topic, message_key, message_type, payload, traceparent, n) \
          ORDER BY n",
     )
-    .bind(&ids)
+    .bind(ids)
     .bind(events.iter().map(|e| e.topic).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.key.as_str()).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.kind).collect::<Vec<_>>())
@@ -119,8 +123,8 @@ pub async fn enqueue_all<T: Serialize>(
             .collect::<Vec<_>>(),
     )
     .execute(conn)
-    .await?;
-    Ok(ids)
+    .await
+    .map(drop)
 }
 
 /// Tuning of the relay loop.

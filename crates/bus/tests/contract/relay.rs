@@ -530,32 +530,29 @@ struct Recorder {
     at_once: AtomicUsize,
 }
 
-/// `values` inserted into table `applied` with one statement, in order.
+/// Numbers inserted into table `applied` with one statement, in order.
 const INSERT_APPLIED: &str = "INSERT INTO applied (n) \
      SELECT n FROM unnest($1::int8[]) WITH ORDINALITY AS v(n, i) ORDER BY i";
-/// `values` inserted into table `checked` with one statement, in order.
+/// Numbers inserted into table `checked` with one statement, in order.
 const INSERT_CHECKED: &str = "INSERT INTO checked (n) \
      SELECT n FROM unnest($1::int8[]) WITH ORDINALITY AS v(n, i) ORDER BY i";
 
-/// Runs one of the `INSERT_*` statements with `values`.
-async fn insert_all(
+/// The set-based form of the test handlers: `batch`'s bodies, if each is a number, inserted
+/// with one of the `INSERT_*` statements; `Ok(false)` (one by one) when one is not.
+async fn insert_numbers(
     tx: &mut sqlx::PgConnection,
     statement: &'static str,
-    values: &[i64],
-) -> Result<(), sqlx::Error> {
-    sqlx::query(statement)
-        .bind(values)
-        .execute(tx)
-        .await
-        .map(drop)
-}
-
-/// The numbers of `batch`'s bodies, if each is one.
-fn numbers(batch: &[&Delivery]) -> Option<Vec<i64>> {
-    batch
+    batch: &[&Delivery],
+) -> Result<bool, HandleError> {
+    let values: Option<Vec<i64>> = batch
         .iter()
         .map(|d| String::from_utf8_lossy(&d.payload).parse().ok())
-        .collect()
+        .collect();
+    let Some(values) = values else {
+        return Ok(false);
+    };
+    sqlx::query(statement).bind(values).execute(tx).await?;
+    Ok(true)
 }
 
 #[async_trait]
@@ -566,12 +563,11 @@ impl bus::Apply for Recorder {
         tx: &mut sqlx::PgConnection,
         batch: &[&Delivery],
     ) -> Result<bool, HandleError> {
-        let Some(values) = numbers(batch) else {
-            return Ok(false);
-        };
-        insert_all(tx, INSERT_APPLIED, &values).await?;
-        self.at_once.fetch_add(1, Ordering::SeqCst);
-        Ok(true)
+        let done = insert_numbers(tx, INSERT_APPLIED, batch).await?;
+        if done {
+            self.at_once.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(done)
     }
 
     async fn apply(&self, tx: &mut sqlx::PgConnection, d: &Delivery) -> Result<(), HandleError> {
@@ -709,11 +705,7 @@ impl bus::Apply for Checked {
         tx: &mut sqlx::PgConnection,
         batch: &[&Delivery],
     ) -> Result<bool, HandleError> {
-        let Some(values) = numbers(batch) else {
-            return Ok(false);
-        };
-        insert_all(tx, INSERT_CHECKED, &values).await?;
-        Ok(true)
+        insert_numbers(tx, INSERT_CHECKED, batch).await
     }
 
     async fn apply(&self, tx: &mut sqlx::PgConnection, d: &Delivery) -> Result<(), HandleError> {

@@ -103,11 +103,7 @@ impl Apply for PaymentResults {
         batch: &[&Delivery],
     ) -> Result<bool, HandleError> {
         let started = std::time::SystemTime::now();
-        let Ok(results) = batch
-            .iter()
-            .map(|d| result(d))
-            .collect::<Result<Vec<_>, _>>()
-        else {
+        let Some(results) = bus::inbox::read_all(batch, result) else {
             return Ok(false);
         };
         let settlements: Vec<_> = results

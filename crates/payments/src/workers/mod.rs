@@ -91,7 +91,7 @@ impl Apply for PaymentRequests {
             outcome,
             reason: None,
         };
-        self.answer(tx, &result).await?;
+        self.answer(tx, result).await?;
         self.metrics
             .event("payment", crate::domain::outcome_to_db(outcome));
         tracing::info!(order_id = %request.order_id, outcome = ?outcome, "payment settled");
@@ -107,11 +107,7 @@ impl Apply for PaymentRequests {
         batch: &[&Delivery],
     ) -> Result<bool, HandleError> {
         let started = std::time::SystemTime::now();
-        let Ok(requests) = batch
-            .iter()
-            .map(|d| request(d))
-            .collect::<Result<Vec<_>, _>>()
-        else {
+        let Some(requests) = bus::inbox::read_all(batch, request) else {
             return Ok(false);
         };
         let outcomes = store::pay_all(tx, &requests).await?;
@@ -120,17 +116,14 @@ impl Apply for PaymentRequests {
             .iter()
             .zip(&outcomes)
             .zip(&spans)
-            .map(|((request, &outcome), span)| Outgoing {
-                topic: &self.results_topic,
-                key: request.user_id.to_string(),
-                kind: PAYMENT_RESULT,
-                event: PaymentResult {
+            .map(|((request, &outcome), span)| {
+                let result = PaymentResult {
                     order_id: request.order_id,
                     user_id: request.user_id,
                     outcome,
                     reason: None,
-                },
-                traceparent: span.traceparent(),
+                };
+                self.message(result, span.traceparent())
             })
             .collect();
         bus::outbox::enqueue_all(tx, &answers).await?;
@@ -172,27 +165,36 @@ impl Apply for PaymentRequests {
             outcome,
             reason: (outcome == PaymentOutcome::Rejected).then(|| reason.to_owned()),
         };
-        self.answer(tx, &result).await?;
+        self.answer(tx, result).await?;
         tracing::warn!(order_id = %rejected.order_id, outcome = ?outcome, reason, "payment request rejected");
         Ok(true)
     }
 }
 
 impl PaymentRequests {
-    /// Writes `result` to the outbox, keyed by its user like every event of theirs.
+    /// `result` as the outbox event it becomes, keyed by its user like every event of theirs.
+    fn message(
+        &self,
+        result: PaymentResult,
+        traceparent: Option<String>,
+    ) -> Outgoing<'_, PaymentResult> {
+        Outgoing {
+            topic: &self.results_topic,
+            key: result.user_id.to_string(),
+            kind: PAYMENT_RESULT,
+            event: result,
+            traceparent,
+        }
+    }
+
+    /// Writes `result` to the outbox under the current span.
     async fn answer(
         &self,
         tx: &mut PgConnection,
-        result: &PaymentResult,
+        result: PaymentResult,
     ) -> Result<(), HandleError> {
-        bus::outbox::enqueue(
-            tx,
-            &self.results_topic,
-            &result.user_id.to_string(),
-            PAYMENT_RESULT,
-            result,
-        )
-        .await?;
+        let traceparent = platform::trace::current().map(|c| c.to_string());
+        bus::outbox::enqueue_all(tx, &[self.message(result, traceparent)]).await?;
         Ok(())
     }
 }

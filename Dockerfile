@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 #
-# One image for the three Rust services (orders, payments, gateway). docker-compose.yml picks the
-# process with `command:`; `orders migrate` / `payments migrate` apply the embedded migrations.
+# One image for the three Rust services (orders, payments, gateway) and the dev identity provider
+# (devauth). docker-compose.yml picks the process with `command:`; `orders migrate` /
+# `payments migrate` apply the embedded migrations, `devauth keys /auth` writes the signing keys.
 #
 # The RUN --mount cache mounts need BuildKit: the default for `docker compose` (v2) and
 # `docker build` on current engines; with the legacy docker-compose 1.29 set
@@ -36,9 +37,9 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bins -p orders -p payments -p gateway \
+    cargo build --release --locked --bins -p orders -p payments -p gateway -p devauth \
  && mkdir -p /out \
- && cp target/release/orders target/release/payments target/release/gateway /out/
+ && cp target/release/orders target/release/payments target/release/gateway target/release/devauth /out/
 
 # ---------------------------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
@@ -53,6 +54,10 @@ RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
             --shell /usr/sbin/nologin app
 
+# The key directory of `devauth keys /auth`. A named volume mounted here starts as a copy of it,
+# owner included, so the non-root app user can write the keys into it.
+RUN mkdir -p /auth && chown app:app /auth && chmod 700 /auth
+
 COPY --from=builder /out/ /usr/local/bin/
 
 # Inside a container the services must listen on all interfaces.
@@ -60,7 +65,7 @@ ENV HTTP_HOST=0.0.0.0 \
     RUST_LOG=info
 
 USER app:app
-EXPOSE 8080 8081 8082
+EXPOSE 8080 8081 8082 8084
 
 # The binaries are PID 1 and handle SIGTERM themselves (graceful drain, then exit).
 STOPSIGNAL SIGTERM

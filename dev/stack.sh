@@ -33,6 +33,19 @@
 # gateway and every instance),
 # STACK_SKIP_BUILD=1, KAFKA_HEAP_OPTS, STOP_TIMEOUT (30 s), SERVICE_TIMEOUT (60 s).
 #
+# Authentication (dev/lib/auth.sh): AUTH=jwt|off for the three services. `up` defaults to
+# AUTH=off (the seed's curl walk-through works as written), `test` to AUTH=jwt for the whole run
+# (both brokers); an AUTH set by the caller wins for either (mind that .stack/env exports it).
+# With jwt: `devauth keys .stack/auth` before the services start (signing-key.pem, kid,
+# jwks.json; kept across restarts, so are the tokens it signed), .stack/auth/internal-secret
+# (`openssl rand -hex 32`, made once), `devauth serve` on DEVAUTH_PORT (8084; log
+# .stack/logs/devauth.log) for the frontend's dev sign-in (nginx proxies /auth/ to it), and
+# .stack/env exports AUTH, AUTH_ISSUER, AUTH_AUDIENCE, AUTH_JWKS, AUTH_SIGNING_KEY,
+# AUTH_SIGNING_KID, AUTH_INTERNAL_SECRET and DEVAUTH_URL (a token: dev/token USER [--scope S]).
+# AUTH_ISSUER / AUTH_AUDIENCE (orders-payments-dev / orders-payments) and, for the gateway,
+# RATE_LIMIT_PER_SUBJECT / RATE_LIMIT_PER_IP (`RPS:BURST` or `off`; unset: the gateway's
+# defaults) are passed through when set.
+#
 # KAFKA_NODES=3 (default 1): Kafka as a local three-node KRaft cluster, each node broker and
 # controller, replication factor 3 and min.insync.replicas 2 for every topic (the services get
 # KAFKA_REPLICATION=3 and KAFKA_MIN_INSYNC_REPLICAS=2). Node k (1..3) listens on KAFKA_PORT +
@@ -58,6 +71,7 @@ STARTED=() # components this invocation started, in order (`test` stops exactly 
 EXT_DATABASE_URL=${DATABASE_URL:-}
 EXT_KAFKA_BROKERS=${KAFKA_BROKERS:-}
 EXT_AMQP_URL=${AMQP_URL:-}
+EXT_AUTH=${AUTH:-}
 
 # shellcheck source=dev/lib/common.sh
 . "$ROOT/dev/lib/common.sh"
@@ -69,6 +83,8 @@ EXT_AMQP_URL=${AMQP_URL:-}
 . "$ROOT/dev/lib/rabbitmq.sh"
 # shellcheck source=dev/lib/services.sh
 . "$ROOT/dev/lib/services.sh"
+# shellcheck source=dev/lib/auth.sh
+. "$ROOT/dev/lib/auth.sh"
 # shellcheck source=dev/lib/prometheus.sh
 . "$ROOT/dev/lib/prometheus.sh"
 
@@ -92,7 +108,9 @@ write_env() {
 		env_line ORDERS_URL "http://127.0.0.1:$ORDERS_PORT"
 		env_line PAYMENTS_URL "http://127.0.0.1:$PAYMENTS_PORT"
 		env_line FRONTEND_URL "http://127.0.0.1:$FRONTEND_PORT"
+		auth_env_lines # AUTH and, with jwt, what a test needs to sign tokens (dev/lib/auth.sh)
 	} >"$ENV_FILE.tmp"
+	chmod 600 "$ENV_FILE.tmp" # database passwords, the internal secret
 	mv -f "$ENV_FILE.tmp" "$ENV_FILE"
 }
 
@@ -116,6 +134,7 @@ stop_component() {
 	rabbitmq) rabbitmq_down ;;
 	nginx) nginx_down ;;
 	prometheus) prometheus_down ;;
+	devauth) devauth_down ;;
 	*) service_down "$1" ;;
 	esac
 }
@@ -128,11 +147,12 @@ leftovers() {
 		pid=${dir#/proc/}
 		comm=$(cat "$dir/comm" 2>/dev/null) || continue
 		case $comm in
-		postgres | java | beam.smp | nginx | erl_child_setup | prometheus) alive "$pid" && proc_mentions "$pid" "$STACK/" && echo "$pid" ;;
+		postgres | java | beam.smp | nginx | erl_child_setup | prometheus | devauth) alive "$pid" && proc_mentions "$pid" "$STACK/" && echo "$pid" ;;
 		esac
 	done
 	local name
 	for name in "${ALL_SERVICES[@]}"; do service_pid "$name" || true; done
+	devauth_pid || true
 }
 
 # ---------------------------------------------------------------- commands
@@ -141,14 +161,16 @@ cmd_up() {
 	local t rabbit=0
 	t=$(clock)
 	[[ ${BROKER:-kafka} == rabbitmq || ${STACK_RABBITMQ:-0} == 1 ]] && rabbit=1
+	auth_choose off # the seed's walk-through needs no token; AUTH=jwt make up turns it on
 	infra_up "$rabbit"
 	services_up
 	nginx_up
 	prometheus_up
-	log "stack up in $(since "$t")s (broker: ${BROKER:-kafka})"
+	log "stack up in $(since "$t")s (broker: ${BROKER:-kafka}, AUTH=$STACK_AUTH)"
 	log "  gateway  http://127.0.0.1:$GATEWAY_PORT  (Swagger UI: /swagger/index.html)"
 	[[ -f $FRONTEND_TEMPLATE ]] && log "  frontend http://127.0.0.1:$FRONTEND_PORT"
 	prometheus_wanted && log "  prometheus http://127.0.0.1:$PROMETHEUS_PORT"
+	auth_on && log "  devauth  http://127.0.0.1:$DEVAUTH_PORT  (a token: dev/token USER [--scope payments:topup])"
 	log "  environment: . .stack/env"
 }
 
@@ -165,6 +187,7 @@ cmd_down() {
 	mkdir -p "$LOGS" "$PIDS"
 	prometheus_down
 	nginx_down
+	devauth_down
 	local name i
 	for ((i = ${#ALL_SERVICES[@]} - 1; i >= 0; i--)); do service_down "${ALL_SERVICES[$i]}"; done
 	rabbitmq_down
@@ -192,6 +215,7 @@ cmd_status() {
 		[[ " ${SERVICES[*]} " == *" $name "* ]] || service_pid "$name" >/dev/null || continue
 		service_status "$name"
 	done
+	devauth_status
 	nginx_status
 	prometheus_status
 	[[ -f $ENV_FILE ]] && echo "environment: $ENV_FILE"
@@ -200,7 +224,7 @@ cmd_status() {
 
 cmd_logs() {
 	local files=() name
-	for name in postgres kafka kafka-1 kafka-2 kafka-3 rabbitmq "${ALL_SERVICES[@]}" nginx prometheus; do
+	for name in postgres kafka kafka-1 kafka-2 kafka-3 rabbitmq "${ALL_SERVICES[@]}" devauth nginx prometheus; do
 		[[ -e $LOGS/$name.log ]] && files+=("$LOGS/$name.log")
 	done
 	((${#files[@]})) || die "no logs yet in $LOGS (run: make up)"
@@ -218,7 +242,7 @@ cmd_clean() {
 install_prereqs() {
 	local quiet=${1:-} pkgs missing=() p
 	pkgs=(postgresql-15 rabbitmq-server nginx chromium libcurl4-openssl-dev cmake uuid-runtime
-		docker-compose gettext-base curl jq maven)
+		docker-compose gettext-base curl jq maven openssl)
 	java_ok || pkgs+=(openjdk-17-jre-headless)       # Kafka 4 needs Java 17+
 	command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm) # browser tests
 	command -v c++ >/dev/null 2>&1 || pkgs+=(build-essential) # librdkafka's cmake build
@@ -328,7 +352,7 @@ loadgen_smoke() {
 # the gateway's OpenAPI document with every check: no server error, no response the document does
 # not describe, no schema-valid request refused, 405 with Allow for undeclared methods; the order
 # stream is left out (a response that never ends; crates/orders/tests/api/stream.rs covers it). Bounded:
-# 100 examples per operation, 10 s per request. Sets FUZZ_RESULT.
+# 100 examples per operation, 10 s per request. With AUTH=jwt, with a bearer token. Sets FUZZ_RESULT.
 api_fuzz() {
 	local t rc=0 venv=$ROOT/dev/.cache/schemathesis req=$ROOT/dev/fuzz/requirements.txt
 	t=$(clock)
@@ -342,8 +366,16 @@ api_fuzz() {
 		fi
 		"$venv/bin/pip" install -q -r "$req" && cp "$req" "$venv/requirements.txt" || rc=$?
 	fi
+	# With AUTH=jwt the requests carry an operator's token (one fixed user, payments:topup), so
+	# they pass the gateway and the services' own validation is what gets fuzzed.
+	local auth=()
+	if ((rc == 0)) && auth_on; then
+		local token
+		token=$("$BIN_DIR/devauth" token 00000000-0000-4000-8000-00000000f022 --scope payments:topup) || rc=$?
+		auth=(--header "Authorization: Bearer ${token:-}")
+	fi
 	if ((rc == 0)); then
-		"$venv/bin/st" run "$GATEWAY_URL/swagger/openapi.json" --url "$GATEWAY_URL" --checks all \
+		"$venv/bin/st" run "$GATEWAY_URL/swagger/openapi.json" --url "$GATEWAY_URL" --checks all "${auth[@]}" \
 			--exclude-path /orders/stream --max-examples 100 --request-timeout 10 --no-color >"$LOGS/schemathesis.log" 2>&1 || rc=$?
 		grep -E 'generated|failures? in|^  ❌' "$LOGS/schemathesis.log" || true
 		((rc == 0)) || tail -n 80 "$LOGS/schemathesis.log"
@@ -394,13 +426,14 @@ cmd_test() {
 	trap 'exit 143' TERM
 	local t_all extra=() rc=0 results=()
 	t_all=$(clock)
+	auth_choose jwt # the whole run, both brokers: the authenticated path is the one to test
 	infra_up 1
 	BROKER=kafka services_up
 	nginx_up
 	# shellcheck source=/dev/null
 	. "$ENV_FILE"
 	read -r -a extra <<<"${STACK_TEST_ARGS:-}" || true
-	log "stack ready in $(since "$t_all")s (broker: kafka); cargo test --workspace ${extra[*]}"
+	log "stack ready in $(since "$t_all")s (broker: kafka, AUTH=$STACK_AUTH); cargo test --workspace ${extra[*]}"
 	log "  against TEST_DATABASE_URL=$TEST_DATABASE_URL KAFKA_BROKERS=$KAFKA_BROKERS AMQP_URL=$AMQP_URL GATEWAY_URL=$GATEWAY_URL"
 	BROKER=kafka cargo_test --workspace "${extra[@]}" || rc=1
 	results+=("cargo test --workspace (services on kafka): $CARGO_RESULT")

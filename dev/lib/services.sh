@@ -2,7 +2,8 @@
 # The three Rust services (target/<profile>/{orders,payments,gateway}) and nginx for the frontend.
 #
 # Services get their configuration from the environment (names of notes/contract.md), log to
-# .stack/logs/<name>.log, and count as ready when GET /health answers 200.
+# .stack/logs/<name>.log, and count as ready when GET /health answers 200. Their authentication
+# (AUTH, AUTH_INTERNAL_SECRET, the gateway's AUTH_JWKS ...) comes from dev/lib/auth.sh.
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 PROFILE=${STACK_PROFILE:-debug}
@@ -97,8 +98,18 @@ service_env() {
 	gateway)
 		printf '%s\n' "ORDERS_URL=$(upstream_urls orders "$ORDERS_INSTANCES")" \
 			"PAYMENTS_URL=$(upstream_urls payments "$PAYMENTS_INSTANCES")"
+		# Only when the caller set them: otherwise the gateway's own defaults apply — except the
+		# per-address limit with AUTH=off: every local client (curl, the load tool, nginx for every
+		# browser) is 127.0.0.1, so one bucket would throttle them all together.
+		[[ -z ${RATE_LIMIT_PER_SUBJECT:-} ]] || printf '%s\n' "RATE_LIMIT_PER_SUBJECT=$RATE_LIMIT_PER_SUBJECT"
+		if [[ -n ${RATE_LIMIT_PER_IP:-} ]]; then
+			printf '%s\n' "RATE_LIMIT_PER_IP=$RATE_LIMIT_PER_IP"
+		elif ! auth_on; then
+			printf '%s\n' "RATE_LIMIT_PER_IP=off"
+		fi
 		;;
 	esac
+	auth_service_env "$name" # dev/lib/auth.sh: AUTH=jwt|off and what goes with it
 }
 
 build_services() {
@@ -130,6 +141,9 @@ services_up() {
 	for kind in orders payments gateway; do
 		[[ -x $BIN_DIR/$kind ]] || die "$BIN_DIR/$kind not found (cargo build --workspace --bins should produce it)"
 	done
+	# AUTH=jwt: keys and secret (kept when present), then the dev identity provider.
+	auth_prepare
+	devauth_up
 	# Instances beyond the wanted counts (a larger stack before) stop first.
 	for name in "${ALL_SERVICES[@]}"; do
 		[[ " ${SERVICES[*]} " == *" $name "* ]] && continue
@@ -156,6 +170,9 @@ services_up() {
 			elif [[ $kind == gateway && $(state_get UPSTREAMS_gateway) != "$(upstreams_wanted)" ]]; then
 				log "gateway: balances $(state_get UPSTREAMS_gateway), $(upstreams_wanted) wanted: restarting"
 				stop_pid "$name" "$pid" "$STOP_TIMEOUT"
+			elif [[ $(state_get "AUTH_$name") != "$(auth_fingerprint)" ]]; then
+				log "$name: runs with other authentication settings, AUTH=$STACK_AUTH wanted: restarting"
+				stop_pid "$name" "$pid" "$STOP_TIMEOUT"
 			else
 				log "$name already running (pid $pid, :$(service_port "$name"))"
 				continue
@@ -170,6 +187,7 @@ services_up() {
 		nohup env "${envs[@]}" "$bin" </dev/null >>"$LOGS/$name.log" 2>&1 &
 		echo $! >"$PIDS/$name.pid"
 		state_set "BIN_$name" "$bin"
+		state_set "AUTH_$name" "$(auth_fingerprint)"
 		if [[ $kind == gateway ]]; then
 			state_set UPSTREAMS_gateway "$(upstreams_wanted)"
 		else
@@ -226,7 +244,9 @@ nginx_user_line() {
 nginx_write_config() {
 	mkdir -p "$NGINX_DIR/tmp"
 	FRONTEND_PORT=$FRONTEND_PORT FRONTEND_ROOT=$FRONTEND_ROOT GATEWAY_UPSTREAM="http://127.0.0.1:$GATEWAY_PORT" \
-		envsubst "\${FRONTEND_PORT} \${FRONTEND_ROOT} \${GATEWAY_UPSTREAM}" <"$FRONTEND_TEMPLATE" >"$NGINX_DIR/frontend.conf"
+		DEVAUTH_UPSTREAM="http://127.0.0.1:$DEVAUTH_PORT" AUTH=${STACK_AUTH:-off} \
+		envsubst "\${FRONTEND_PORT} \${FRONTEND_ROOT} \${GATEWAY_UPSTREAM} \${DEVAUTH_UPSTREAM} \${AUTH}" \
+		<"$FRONTEND_TEMPLATE" >"$NGINX_DIR/frontend.conf"
 	cat >"$NGINX_CONF" <<EOF
 # Written by dev/stack.sh: a private nginx whose pid, logs and temp files stay in .stack.
 $(nginx_user_line)
@@ -251,7 +271,8 @@ http {
     uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
     scgi_temp_path $NGINX_DIR/tmp/scgi;
 
-    # frontend/nginx.conf rendered with envsubst (FRONTEND_PORT, FRONTEND_ROOT, GATEWAY_UPSTREAM).
+    # frontend/nginx.conf rendered with envsubst (FRONTEND_PORT, FRONTEND_ROOT, GATEWAY_UPSTREAM,
+    # DEVAUTH_UPSTREAM, AUTH).
     include $NGINX_DIR/frontend.conf;
 }
 EOF

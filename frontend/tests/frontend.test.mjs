@@ -2,6 +2,10 @@
 // against the real stack (nginx -> gateway -> orders / payments, broker, databases).
 //
 // Run: cd frontend && npm ci && npm test          (Chromium: /usr/bin/chromium, no browser download)
+//
+// They pass with the stack's authentication on (AUTH=jwt: the harness signs in through the
+// page's dev sign-in and sends tokens on its own requests) and off; the dev sign-in's own test
+// is skipped with authentication off.
 
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +25,11 @@ import {
   placeOrder,
   screenshot,
   apiFetch,
+  authMode,
+  signInViaUi,
+  userIdForm,
+  useUserId,
+  switchUser,
 } from './lib/harness.mjs';
 
 const TEST_TIMEOUT = 180_000;
@@ -36,6 +45,7 @@ before(async () => {
     throw new Error(`the frontend is not reachable at ${BASE_URL} (start the stack first): ${err.cause?.code || err.message}`);
   }
   if (!res.ok) throw new Error(`GET ${BASE_URL}/ answered ${res.status}`);
+  console.log(`authentication: ${await authMode()} (the stack's AUTH=${(await authMode()) === 'on' ? 'jwt' : 'off'})`);
   browser = await launchBrowser();
 });
 
@@ -202,8 +212,7 @@ describe('UI', () => {
     const { context, page, problems } = await openPage(browser, { locale: 'en-US' });
     try {
       await gotoApp(page);
-      await page.locator('#use-id').fill(existing);
-      await page.locator('#use-id').press('Enter');
+      await useUserId(page, existing);
       await waitForAttr(page, '#balance', 'data-balance', '25');
       assert.equal((await page.locator('#user-id').textContent()).trim(), existing);
       assert.equal(await page.evaluate(() => localStorage.getItem('op.userId')), existing);
@@ -212,17 +221,18 @@ describe('UI', () => {
       await gotoApp(page);
       await waitForAttr(page, '#balance', 'data-balance', '25');
 
-      // A malformed id: the API's 400 shows next to the "use" form.
-      await page.locator('#switch-btn').click();
-      await page.locator('#use-id').fill('definitely-not-a-uuid');
-      await page.locator('#use-id').press('Enter');
-      await page.locator('#use-msg.error').waitFor({ state: 'visible' });
-      assert.match((await page.locator('#use-msg').textContent()).trim(), /^Invalid input/);
+      // A malformed id: the 400 (of the API, or of the dev sign-in) shows next to the form.
+      const form = await userIdForm();
+      await switchUser(page);
+      await page.locator(form.input).fill('definitely-not-a-uuid');
+      await page.locator(form.input).press('Enter');
+      await page.locator(`${form.msg}.error`).waitFor({ state: 'visible' });
+      assert.match((await page.locator(form.msg).textContent()).trim(), /^Invalid input/);
 
       // A well-formed id without an account: the page says so and orders still work (and fail).
       const stranger = randomUUID();
-      await page.locator('#use-id').fill(stranger);
-      await page.locator('#use-id').press('Enter');
+      await page.locator(form.input).fill(stranger);
+      await page.locator(form.input).press('Enter');
       await page.locator('#no-account').waitFor({ state: 'visible' });
       assert.equal((await page.locator('#user-id').textContent()).trim(), stranger);
       const res = await placeOrder(page, '5', 'No account');
@@ -417,6 +427,135 @@ describe('UI', () => {
       assert.equal((await page.locator(`${row} .badge`).textContent()).trim(), 'Paid');
 
       assert.deepEqual(problems, [], `console errors:\n${problems.join('\n')}`);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe('dev sign-in (AUTH=jwt)', () => {
+  test('sign in, create account, top up, order paid; without the operator scope a top-up is refused; a refused token asks to sign in again', { timeout: TEST_TIMEOUT }, async (t) => {
+    if ((await authMode()) !== 'on') {
+      t.skip('authentication is off (the stack runs with AUTH=off): the page shows no sign-in; run it with AUTH=jwt to test this');
+      return;
+    }
+    const { context, page, problems } = await openPage(browser, { locale: 'en-US' });
+    try {
+      await gotoApp(page);
+      assert.equal(await page.locator('body').getAttribute('data-auth'), 'on');
+
+      // --- signed out: only the sign-in shows; the operator box is ticked by default
+      await page.locator('#signin').waitFor({ state: 'visible' });
+      assert.equal((await page.locator('#signin .signin-title').textContent()).trim(), 'Sign in (dev)');
+      assert.equal(await page.locator('#start').isVisible(), false, 'no "create with a new id" while signed out');
+      assert.equal(await page.locator('#session').isVisible(), false);
+      assert.equal(await page.locator('#auth-status').isVisible(), false);
+      assert.equal(await page.locator('#signin-operator').isChecked(), true);
+      assert.equal((await page.locator('#order-need-user').textContent()).trim(), 'Sign in first.');
+
+      // Every API request from here on carries the token.
+      const anonymous = [];
+      const checked = [];
+      const watchAuthorization = (req) => {
+        if (!req.url().startsWith(`${BASE_URL}/api/`)) return;
+        checked.push(
+          req
+            .allHeaders()
+            .then((headers) => {
+              if (!/^Bearer \S+$/.test(headers.authorization || '')) anonymous.push(`${req.method()} ${req.url()}`);
+            })
+            .catch(() => {}),
+        );
+      };
+      page.on('request', watchAuthorization);
+
+      // --- sign in as a new user (empty id: the page makes one), operator
+      const [tokenRes] = await Promise.all([
+        page.waitForResponse((r) => r.url() === `${BASE_URL}/auth/token` && r.request().method() === 'POST'),
+        page.locator('#signin-btn').click(),
+      ]);
+      assert.equal(tokenRes.status(), 200, await tokenRes.text());
+      const asked = tokenRes.request().postDataJSON();
+      assert.match(asked.sub, UUID_RE);
+      assert.equal(asked.scope, 'payments:topup');
+      const userId = asked.sub;
+      const body = await tokenRes.json();
+      assert.equal(body.data.token_type, 'Bearer');
+      assert.equal(body.data.expires_in, 3600);
+
+      await page.locator('#auth-status').waitFor({ state: 'visible' });
+      assert.equal(await page.locator('#signin').isVisible(), false);
+      assert.equal((await page.locator('#auth-who').textContent()).trim(), `Signed in as ${userId}`);
+      assert.equal(await page.locator('#auth-role').isVisible(), true, 'the operator badge');
+      assert.equal((await page.locator('#user-id').textContent()).trim(), userId);
+      assert.equal(
+        await page.evaluate(() => JSON.parse(sessionStorage.getItem('op.auth') || '{}').token),
+        body.data.access_token,
+        'the token is kept in sessionStorage',
+      );
+
+      // --- create account -> top up -> order -> FINISHED
+      await page.locator('#no-account').waitFor({ state: 'visible' });
+      const [created] = await Promise.all([
+        page.waitForResponse((r) => r.url() === `${BASE_URL}/api/accounts` && r.request().method() === 'POST'),
+        page.locator('#create-for-id-btn').click(),
+      ]);
+      assert.equal(created.status(), 201, await created.text());
+      assert.deepEqual(created.request().postDataJSON(), { user_id: userId });
+      await waitForAttr(page, '#balance', 'data-balance', '0');
+
+      const top = await topUp(page, '40');
+      assert.equal(top.status(), 200, await top.text());
+      await waitForAttr(page, '#balance', 'data-balance', '40');
+
+      const placed = await placeOrder(page, '15', 'Signed in');
+      assert.equal(placed.status(), 201, await placed.text());
+      const orderId = (await placed.json()).data.order_id;
+      const row = `#orders-body tr[data-order-id="${orderId}"]`;
+      await waitForAttr(page, row, 'data-status', 'FINISHED', SETTLE_TIMEOUT_MS);
+      await waitForAttr(page, '#balance', 'data-balance', '25');
+      // The order stream runs with the token too (fetch instead of EventSource).
+      await waitForAttr(page, 'body', 'data-stream', 'live');
+      page.off('request', watchAuthorization);
+      await Promise.all(checked);
+      assert.deepEqual(anonymous, [], 'API requests without the bearer token');
+
+      // --- signed in again without the operator scope: the top-up is refused (403), nothing moves
+      await page.locator('#signout-btn').click();
+      await page.locator('#signin').waitFor({ state: 'visible' });
+      assert.equal(await page.locator('#session').isVisible(), false);
+      assert.equal(await page.evaluate(() => sessionStorage.getItem('op.auth')), null);
+      await signInViaUi(page, { userId, operator: false });
+      await waitForAttr(page, '#balance', 'data-balance', '25');
+      assert.equal(await page.locator('#auth-role').isVisible(), false);
+      const refused = await topUp(page, '5');
+      assert.equal(refused.status(), 403, await refused.text());
+      await page.locator('#topup-msg.error').waitFor({ state: 'visible' });
+      assert.match((await page.locator('#topup-msg').textContent()).trim(), /^Not allowed/);
+      const acc = await apiFetch(`/accounts/${userId}`);
+      assert.equal(acc.json?.data?.balance, 25, acc.text);
+
+      // --- a token the gateway refuses (its signature broken): the page asks to sign in again
+      await page.evaluate(() => {
+        const saved = JSON.parse(sessionStorage.getItem('op.auth'));
+        const [h, p, sig] = saved.token.split('.');
+        saved.token = `${h}.${p}.${sig.startsWith('A') ? 'B' : 'A'}${sig.slice(1)}`;
+        sessionStorage.setItem('op.auth', JSON.stringify(saved));
+      });
+      await gotoApp(page);
+      await page.locator('#signin').waitFor({ state: 'visible' });
+      await page.locator('#signin-msg.info').waitFor({ state: 'visible' });
+      assert.match((await page.locator('#signin-msg').textContent()).trim(), /sign in again/i);
+      assert.equal(await page.locator('#signin-id').inputValue(), userId, 'the same user id is offered');
+      assert.equal(await page.locator('#session').isVisible(), false);
+      await signInViaUi(page, { userId });
+      await waitForAttr(page, '#balance', 'data-balance', '25');
+
+      assert.deepEqual(
+        problems.filter((p) => !/status of (401|403)\b/.test(p)),
+        [],
+        `console errors:\n${problems.join('\n')}`,
+      );
     } finally {
       await context.close();
     }

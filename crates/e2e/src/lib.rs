@@ -8,7 +8,9 @@
 //! - [`api`]: a small client of the public HTTP API *through the gateway* (`GATEWAY_URL`), with
 //!   typed views of the SPEC §2 bodies that reject any field the contract does not list, the
 //!   error-envelope check, and [`api::Gateway::wait_settled`], which waits for an order to leave
-//!   `NEW` with a deadline instead of sleeping.
+//!   `NEW` with a deadline instead of sleeping. Against a stack with `AUTH=jwt` it signs a bearer
+//!   token for the user each request is about (devauth's signer, from the same `.stack/env`), so
+//!   the scenarios run unchanged in both modes.
 //! - [`money`]: exact comparison of JSON money values (integer cents, never `f64`).
 //! - [`requests`]: raw access to the payment-requests topic (`KAFKA_BROKERS`,
 //!   `PAYMENT_REQUESTS_TOPIC`), to find the message an order produced and deliver it again.

@@ -37,6 +37,82 @@ pub struct Config {
     pub amqp_url: String,
     /// `RUST_LOG` of the spawned services.
     pub service_log: String,
+    /// How the spawned services authenticate ([`AuthEnv::from_env`]).
+    pub auth: AuthEnv,
+}
+
+/// The authentication settings the harness's own processes run with: the stack's, so a round
+/// exercises the same code path the stack does (tokens verified at the gateway, signed identity
+/// checked by the services).
+#[derive(Clone)]
+pub struct AuthEnv {
+    /// Whether `AUTH=jwt` (the workload must then send tokens).
+    pub jwt: bool,
+    /// The variables passed to every process.
+    vars: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for AuthEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The internal secret is in `vars`: never printed.
+        f.debug_struct("AuthEnv")
+            .field("jwt", &self.jwt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The variables of `AUTH=jwt` inherited from the harness's environment when set.
+const INHERITED_AUTH: [&str; 7] = [
+    "AUTH",
+    "AUTH_JWKS",
+    "AUTH_ISSUER",
+    "AUTH_AUDIENCE",
+    "AUTH_INTERNAL_SECRET",
+    "AUTH_LEEWAY_S",
+    "AUTH_JWKS_REFRESH_S",
+];
+
+impl AuthEnv {
+    /// From the harness's environment (`. .stack/env`): `AUTH=jwt` passes on the stack's JWKS,
+    /// issuer, audience and internal secret; `AUTH` unset or `off` passes `AUTH=off` explicitly,
+    /// because the services default to `jwt` and would refuse to start without its settings
+    /// (the processes are spawned with a cleared environment).
+    pub fn from_env() -> anyhow::Result<AuthEnv> {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let jwt = match var("AUTH").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("off") => false,
+            Some("jwt") => true,
+            Some(other) => bail!("AUTH must be jwt or off, not {other:?}"),
+        };
+        if !jwt {
+            return Ok(AuthEnv {
+                jwt,
+                vars: vec![("AUTH".into(), "off".into())],
+            });
+        }
+        if var("AUTH_JWKS").is_none() {
+            bail!("AUTH=jwt needs AUTH_JWKS (the stack's .stack/env exports it)");
+        }
+        let mut vars: Vec<(String, String)> = INHERITED_AUTH
+            .iter()
+            .filter_map(|name| Some(((*name).to_owned(), var(name)?)))
+            .collect();
+        if var("AUTH_INTERNAL_SECRET").is_none() {
+            // Only this run's processes share it: any fresh secret of the required length does.
+            let secret = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
+            vars.push(("AUTH_INTERNAL_SECRET".into(), secret));
+        }
+        Ok(AuthEnv { jwt, vars })
+    }
 }
 
 /// Kafka nodes of the stack's three-node cluster (`KAFKA_NODES=3 dev/stack.sh up`).
@@ -331,7 +407,7 @@ impl Cluster {
                 self.add_process(name, role, env)?;
             }
         }
-        let gateway_env = vec![
+        let mut gateway_env = vec![
             (
                 "ORDERS_URL".into(),
                 format!("http://127.0.0.1:{}", self.processes[0].port),
@@ -340,7 +416,13 @@ impl Cluster {
                 "PAYMENTS_URL".into(),
                 format!("http://127.0.0.1:{}", self.processes[2].port),
             ),
+            // The harness measures invariants, not limits: its lanes, all from one address, must
+            // never be answered 429, which would turn orders the schedule counts on into
+            // refusals that no fault caused.
+            ("RATE_LIMIT_PER_SUBJECT".into(), "off".into()),
+            ("RATE_LIMIT_PER_IP".into(), "off".into()),
         ];
+        gateway_env.extend(self.config.auth.vars.iter().cloned());
         self.add_process("gateway".into(), Role::Gateway, gateway_env)?;
         for i in 0..self.processes.len() {
             self.spawn(i)?;
@@ -359,6 +441,8 @@ impl Cluster {
             .arg("migrate")
             .env("DATABASE_URL", url)
             .env("RUST_LOG", "info")
+            // `migrate` reads the service's whole configuration, authentication included.
+            .envs(self.config.auth.vars.iter().cloned())
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -452,6 +536,7 @@ impl Cluster {
             env.push(("KAFKA_REPLICATION".into(), replication.to_string()));
             env.push(("KAFKA_MIN_INSYNC_REPLICAS".into(), min_insync.to_string()));
         }
+        env.extend(self.config.auth.vars.iter().cloned());
         if role == Role::Orders {
             // The sweeper re-requests payment for orders NEW this long; shorter than the
             // default so a lost request shows up within the quiescence timeout.

@@ -8,6 +8,11 @@
 //! . .stack/env && cargo build -p orders -p payments -p gateway -p faults \
 //!   && target/debug/faults --broker kafka --orders 2000 --faults 12
 //! ```
+//!
+//! Authentication follows the environment: with `AUTH=jwt` (the stack's `.stack/env`) the
+//! processes get the stack's JWKS, issuer, audience and internal secret, and the workload sends
+//! per-user tokens signed with `AUTH_SIGNING_KEY`; otherwise they run with `AUTH=off`. The
+//! harness's gateway never rate-limits (it measures invariants, not limits).
 
 mod check;
 mod cluster;
@@ -28,7 +33,7 @@ use bus::connect::BrokerKind;
 use clap::Parser;
 use tokio::sync::watch;
 
-use crate::cluster::{Cluster, Config, Names};
+use crate::cluster::{AuthEnv, Cluster, Config, Names};
 use crate::report::Report;
 use crate::workload::{Counters, Driver};
 
@@ -123,6 +128,25 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
         "faults: seed {seed} (repeat with --seed {seed}), run {run_id}, broker {:?}, binaries {bin_dir:?}",
         args.broker
     );
+    let auth = AuthEnv::from_env()?;
+    // The workload signs its tokens with the stack's key: the JWKS the processes are given
+    // lists its public half.
+    let signer = if auth.jwt {
+        let signer = devauth::Signer::from_env()
+            .context("AUTH=jwt: the workload's signing key")?
+            .context("AUTH=jwt needs AUTH_SIGNING_KEY to sign the workload's tokens")?;
+        Some(signer)
+    } else {
+        None
+    };
+    eprintln!(
+        "faults: AUTH={}",
+        if auth.jwt {
+            "jwt (the workload sends bearer tokens)"
+        } else {
+            "off"
+        }
+    );
     let config = Config {
         root,
         bin_dir,
@@ -131,6 +155,7 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
         kafka_brokers: args.kafka_brokers.clone(),
         amqp_url: args.amqp_url.clone(),
         service_log: args.service_log.clone(),
+        auth,
     };
     let began = Instant::now();
     let mut cluster = match Cluster::start(config, Names::new(&run_id)).await {
@@ -171,7 +196,7 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let outcome = tokio::select! {
-        r = round(&args, seed, &run_id, &mut cluster, began) => r,
+        r = round(&args, seed, &run_id, &mut cluster, began, signer.as_ref()) => r,
         _ = interrupted() => Err(anyhow::anyhow!("interrupted")),
     };
     let keep = args.keep_logs || !matches!(outcome, Ok(ref r) if r.clean());
@@ -212,11 +237,15 @@ async fn round(
     run_id: &str,
     cluster: &mut Cluster,
     began: Instant,
+    signer: Option<&devauth::Signer>,
 ) -> anyhow::Result<Report> {
     let mut rng = rng::Rng::new(seed);
     let (mut plan_rng, mut schedule_rng, inject_rng) = (rng.fork(), rng.fork(), rng.fork());
     let users = args.users.unwrap_or((args.orders / 10).max(1) as usize);
     let plans = workload::plan(&mut plan_rng, users, args.orders as usize, run_id);
+    // Valid through the longest stream plus its quiescence, with an hour to spare.
+    let ttl = Duration::from_secs(args.max_stream_s + args.quiesce_timeout_s + 3600);
+    let tokens = signer.map(|signer| workload::mint(signer, &plans, ttl));
     let kinds = inject::available(cluster);
     let schedule = inject::schedule(&mut schedule_rng, &kinds, args.faults, args.orders);
 
@@ -242,6 +271,8 @@ async fn round(
         deadline: start + Duration::from_secs(args.max_stream_s),
         counters: counters.clone(),
         allowed: allowed_rx,
+        tokens,
+        auth_refusal_seen: AtomicBool::new(false),
     });
     let stream_done = Arc::new(AtomicBool::new(false));
     let mut drive = tokio::spawn({

@@ -5,9 +5,9 @@
 //! can tell, from the tables, whether a request whose answer was lost was applied, and never
 //! have to guess.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -210,6 +210,38 @@ pub fn plan(rng: &mut Rng, users: usize, orders: usize, run_id: &str) -> Vec<Use
     plans
 }
 
+/// The operator scope money enters an account with: top-ups and opening balances.
+const TOPUP_SCOPE: &str = "payments:topup";
+
+/// One user's bearer tokens (`Authorization` values), minted before the stream starts.
+#[derive(Debug, Clone)]
+pub struct UserTokens {
+    /// No scope: the user's own orders.
+    pub user: String,
+    /// With `payments:topup`, the user as its own operator: opening with a balance, top-ups.
+    pub operator: String,
+}
+
+/// Every planned user's tokens, valid for `ttl` (the whole stream and its quiescence): minted
+/// once, so signing costs nothing while faults are being measured.
+pub fn mint(
+    signer: &devauth::Signer,
+    plans: &[UserPlan],
+    ttl: Duration,
+) -> HashMap<Uuid, UserTokens> {
+    plans
+        .iter()
+        .map(|plan| {
+            let sub = plan.user.to_string();
+            let tokens = UserTokens {
+                user: format!("Bearer {}", signer.token_for(&sub, &[], ttl)),
+                operator: format!("Bearer {}", signer.token_for(&sub, &[TOPUP_SCOPE], ttl)),
+            };
+            (plan.user, tokens)
+        })
+        .collect()
+}
+
 /// `cents` as the text of a JSON number with two decimals.
 fn money(cents: i64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
@@ -229,6 +261,10 @@ pub struct Driver {
     pub counters: Arc<Counters>,
     /// Order tickets below this value may be placed (the fault schedule's gate).
     pub allowed: watch::Receiver<u64>,
+    /// Each user's tokens with `AUTH=jwt` ([`mint`]); `None`: no `Authorization` header.
+    pub tokens: Option<HashMap<Uuid, UserTokens>>,
+    /// Set once a 401 or 403 was reported, so a credentials problem is said once, not per request.
+    pub auth_refusal_seen: AtomicBool,
 }
 
 impl Driver {
@@ -274,7 +310,7 @@ impl Driver {
                 plan.user,
                 money(opening)
             );
-            let (outcome, _) = self.post("/accounts", body).await;
+            let (outcome, _) = self.post("/accounts", &plan.user, body).await;
             self.backoff(&outcome).await;
             rec.account = Some((opening, outcome));
         }
@@ -330,7 +366,7 @@ impl Driver {
         match step {
             Step::TopUp(cents) => {
                 let body = format!(r#"{{"user_id":"{user}","amount":{}}}"#, money(*cents));
-                let (outcome, _) = self.post("/accounts/topup", body).await;
+                let (outcome, _) = self.post("/accounts/topup", user, body).await;
                 let counter = match outcome {
                     Outcome::Ok => Some(&self.counters.topups_ok),
                     Outcome::Unknown(_) => Some(&self.counters.topups_unknown),
@@ -349,7 +385,7 @@ impl Driver {
                     r#"{{"user_id":"{user}","amount":{},"description":"{description}"}}"#,
                     money(*amount)
                 );
-                let (outcome, data) = self.post("/orders", body).await;
+                let (outcome, data) = self.post("/orders", user, body).await;
                 let id = data
                     .as_ref()
                     .and_then(|d| d.pointer("/data/order_id"))
@@ -368,20 +404,41 @@ impl Driver {
         }
     }
 
-    /// POSTs `body` to `path` on the gateway.
-    async fn post(&self, path: &str, body: String) -> (Outcome, Option<serde_json::Value>) {
-        let sent = self
+    /// POSTs `body` to `path` on the gateway as `user` (with the operator scope for what adds
+    /// money: `/accounts`, `/accounts/topup`).
+    async fn post(
+        &self,
+        path: &str,
+        user: &Uuid,
+        body: String,
+    ) -> (Outcome, Option<serde_json::Value>) {
+        let mut request = self
             .http
             .post(format!("{}{path}", self.gateway))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await;
-        let resp = match sent {
+            .header("content-type", "application/json");
+        if let Some(tokens) = self.tokens.as_ref().and_then(|t| t.get(user)) {
+            let token = if path.starts_with("/accounts") {
+                &tokens.operator
+            } else {
+                &tokens.user
+            };
+            request = request.header("authorization", token);
+        }
+        let resp = match request.body(body).send().await {
             Ok(resp) => resp,
             Err(e) => return (Outcome::Unknown(transport_error(&e)), None),
         };
         let status = resp.status();
+        if matches!(status.as_u16(), 401 | 403)
+            && !self.auth_refusal_seen.swap(true, Ordering::Relaxed)
+        {
+            // Every later request of the run is likely refused the same way: a misconfigured
+            // run, not a fault the checks should have to explain.
+            eprintln!(
+                "faults: POST {path} answered {status}: the workload's credentials are refused \
+                 (AUTH and AUTH_SIGNING_KEY must match the JWKS the gateway was given)"
+            );
+        }
         let json = resp.json::<serde_json::Value>().await.ok();
         if status.is_success() {
             (Outcome::Ok, json)

@@ -8,7 +8,11 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use platform::auth::{AuthMode, InternalSecret};
 use platform::config::{ConfigError, string_or, var_or};
+
+use crate::auth::{AuthSettings, JwtSettings, RateLimits};
+use crate::ratelimit::Limit;
 
 /// Everything the gateway needs to start (contract: environment variables).
 #[derive(Debug, Clone)]
@@ -26,6 +30,13 @@ pub struct Settings {
     /// Longest an upstream exchange may take (`UPSTREAM_TIMEOUT_MS`, default 10000) before the
     /// client gets a 502 instead of hanging with it.
     pub upstream_timeout: Duration,
+    /// `AUTH` (default `jwt`) and, with it, how tokens are checked: `AUTH_JWKS`, `AUTH_ISSUER`,
+    /// `AUTH_AUDIENCE` (all required), `AUTH_LEEWAY_S` (30), `AUTH_JWKS_REFRESH_S` (300),
+    /// `AUTH_INTERNAL_SECRET` (required, ≥ 32 bytes, shared with the services).
+    pub auth: AuthSettings,
+    /// `RATE_LIMIT_PER_SUBJECT` (default `50:100`) and `RATE_LIMIT_PER_IP` (default `20:40`):
+    /// `RPS:BURST` token buckets, or `off`.
+    pub rate_limits: RateLimits,
 }
 
 impl Settings {
@@ -51,8 +62,59 @@ impl Settings {
                 UpstreamUrls::one(UpstreamUrl::parse_default("http://127.0.0.1:8082")),
             )?,
             upstream_timeout: Duration::from_millis(timeout_ms),
+            auth: auth_from_env()?,
+            rate_limits: RateLimits {
+                per_subject: var_or("RATE_LIMIT_PER_SUBJECT", DEFAULT_PER_SUBJECT)?,
+                per_ip: var_or("RATE_LIMIT_PER_IP", DEFAULT_PER_IP)?,
+            },
         })
     }
+}
+
+/// 50 requests per second per user, bursts of 100: far above a person, a bound for a script.
+const DEFAULT_PER_SUBJECT: Limit = Limit(Some(crate::ratelimit::Rate {
+    per_second: 50.0,
+    burst: 100,
+}));
+
+/// 20 per second per address without a valid token: enough for health-checking proxies and
+/// sign-in retries, a brake on guessing tokens.
+const DEFAULT_PER_IP: Limit = Limit(Some(crate::ratelimit::Rate {
+    per_second: 20.0,
+    burst: 40,
+}));
+
+fn required(name: &str) -> Result<String, ConfigError> {
+    let value = string_or(name, "");
+    if value.trim().is_empty() {
+        return Err(ConfigError {
+            name: name.into(),
+            value,
+            reason: "is required with AUTH=jwt".into(),
+        });
+    }
+    Ok(value.trim().to_owned())
+}
+
+fn auth_from_env() -> Result<AuthSettings, ConfigError> {
+    if var_or("AUTH", AuthMode::Jwt)? == AuthMode::Off {
+        return Ok(AuthSettings::Off);
+    }
+    Ok(AuthSettings::Jwt(JwtSettings {
+        jwks: {
+            let raw = required("AUTH_JWKS")?;
+            raw.parse().map_err(|reason| ConfigError {
+                name: "AUTH_JWKS".into(),
+                value: raw,
+                reason,
+            })?
+        },
+        issuer: required("AUTH_ISSUER")?,
+        audience: required("AUTH_AUDIENCE")?,
+        leeway_s: var_or("AUTH_LEEWAY_S", 30)?,
+        refresh: Duration::from_secs(var_or::<u64>("AUTH_JWKS_REFRESH_S", 300)?.max(1)),
+        secret: InternalSecret::from_env()?,
+    }))
 }
 
 /// The base URL of an upstream service: `http(s)://host[:port][/prefix]`, no query or fragment.

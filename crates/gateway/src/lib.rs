@@ -6,9 +6,13 @@
 //!
 //! # Layout
 //! - [`config`]: typed settings from the environment (`ORDERS_URL`, `PAYMENTS_URL`,
-//!   `UPSTREAM_TIMEOUT_MS`, `HTTP_HOST`, `HTTP_PORT`); a bad value stops start-up.
+//!   `UPSTREAM_TIMEOUT_MS`, `HTTP_HOST`, `HTTP_PORT`, `AUTH*`, `RATE_LIMIT_*`); a bad value
+//!   stops start-up.
 //! - [`startup`]: builds the application and runs it on a listener the caller bound, until the
 //!   caller's stop signal — so tests run the real thing on port 0.
+//! - [`auth`]: bearer tokens checked against the provider's JWKS, the signed identity the
+//!   services trust, and the rate limits per subject and per address.
+//! - [`ratelimit`]: the token buckets.
 //! - [`proxy`]: the streaming reverse proxy and the mapping of upstream failures to 502/503.
 //! - [`headers`]: which headers cross the gateway (hop-by-hop out, `x-forwarded-*` in).
 //! - [`request_id`]: the `x-request-id` every request and response carries.
@@ -21,10 +25,12 @@
 // Tests may unwrap (house style: `unwrap()` only in tests).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod auth;
 pub mod config;
 pub mod headers;
 pub mod health;
 pub mod openapi;
 pub mod proxy;
+pub mod ratelimit;
 pub mod request_id;
 pub mod startup;

@@ -8,10 +8,16 @@
 //! ratio to it. A JSON report (`--report`) keeps the numbers and the per-second series, with SVG
 //! plots beside it (settle latency over time, its histogram, throughput over time).
 //!
+//! `--auth` (default `auto`): against a stack with `AUTH=jwt` every request carries its user's
+//! bearer token (accounts opened with the `payments:topup` scope), all minted before the first
+//! request, so the same tool measures the system with authentication on and off; the report
+//! says which.
+//!
 //! ```text
 //! . .stack/env && cargo run --release -p loadgen -- --clients 32 --orders 2000
 //! ```
 
+mod auth;
 mod pgbench;
 mod plot;
 mod stats;
@@ -23,11 +29,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
+use crate::auth::{AuthFlag, TOPUP_SCOPE};
 use crate::stats::{Latencies, Report, Run};
 
 /// Command line; every option also reads the environment the local stack exports.
@@ -72,6 +80,38 @@ struct Args {
     /// settled/s is then measured from this moment: the pipeline alone draining the backlog.
     #[arg(long, requires = "backlog_hold")]
     backlog_release: Option<String>,
+    /// Bearer tokens: `jwt` always, `off` never, `auto` when the environment has a signing key
+    /// (`. .stack/env` of a stack with `AUTH=jwt`).
+    #[arg(long, value_enum, default_value_t = AuthFlag::Auto)]
+    auth: AuthFlag,
+}
+
+/// One user of the load, with the `Authorization` values it sends (`None`: no tokens).
+#[derive(Clone)]
+struct User {
+    id: Uuid,
+    /// Its own token: the orders it places.
+    orders: Option<HeaderValue>,
+    /// Its token with the operator scope: opening its account with a balance.
+    open: Option<HeaderValue>,
+}
+
+/// `--users` fresh users, their tokens minted now, before anything is measured; valid for the
+/// longest the run can take (placing at `--rate`, settling, an hour to spare).
+fn users(args: &Args, signer: Option<&devauth::Signer>) -> Vec<User> {
+    let placing = args.rate.map_or(0.0, |r| args.orders as f64 / r);
+    let ttl = Duration::from_secs(3600 + args.settle_timeout_s + placing.min(86_400.0) as u64);
+    (0..args.users)
+        .map(|_| {
+            let id = Uuid::new_v4();
+            let sub = id.to_string();
+            User {
+                id,
+                orders: signer.map(|s| auth::bearer(s, &sub, &[], ttl)),
+                open: signer.map(|s| auth::bearer(s, &sub, &[TOPUP_SCOPE], ttl)),
+            }
+        })
+        .collect()
 }
 
 /// Runs `command` with `sh -c`, failing on a non-zero exit.
@@ -98,6 +138,8 @@ fn epoch_now() -> f64 {
 /// What one POST /orders gave: the order id (if accepted) and how long it took.
 struct Posted {
     order_id: Option<Uuid>,
+    /// The answer's status (`None`: no answer).
+    status: Option<u16>,
     latency: Duration,
     at: Duration,
 }
@@ -118,9 +160,20 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("connect to the orders database (--orders-db)")?;
 
-    let users = open_accounts(&http, &args).await?;
+    let signer = auth::signer(args.auth)?;
+    let minting = Instant::now();
+    let users = users(&args, signer.as_ref());
+    let tokens = match &signer {
+        Some(s) => format!(
+            "bearer tokens ({:?}, 2 per user, minted in {:.0} ms before the run)",
+            s.algorithm(),
+            minting.elapsed().as_secs_f64() * 1000.0
+        ),
+        None => "no tokens sent".to_owned(),
+    };
+    open_accounts(&http, &args, &users).await?;
     eprintln!(
-        "{} accounts opened; placing {} orders ({})",
+        "{} accounts opened ({tokens}); placing {} orders ({})",
         users.len(),
         args.orders,
         match args.rate {
@@ -145,6 +198,7 @@ async fn main() -> anyhow::Result<()> {
     let posted = std::mem::take(&mut *posted.lock().await);
     let ids: Vec<Uuid> = posted.iter().filter_map(|p| p.order_id).collect();
     let refused = posted.len() - ids.len();
+    let rate_limited = posted.iter().filter(|p| p.status == Some(429)).count();
     eprintln!(
         "\r{} accepted, {refused} refused in {:.1} s; waiting for settlement",
         ids.len(),
@@ -176,6 +230,8 @@ async fn main() -> anyhow::Result<()> {
             "clients": args.clients,
             "orders": args.orders,
             "users": args.users,
+            "auth": if signer.is_some() { "jwt" } else { "off" },
+            "rate_limited": rate_limited,
         }),
         Run {
             post: Latencies::from(posted.iter().map(|p| p.latency).collect::<Vec<_>>()),
@@ -188,6 +244,7 @@ async fn main() -> anyhow::Result<()> {
         },
     );
     println!("{}", report.summary());
+    println!("auth     {tokens}; {rate_limited} POSTs answered 429");
     if let Some(path) = &args.report {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -212,15 +269,18 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens `--users` accounts with a balance no run can exhaust.
-async fn open_accounts(http: &reqwest::Client, args: &Args) -> anyhow::Result<Vec<Uuid>> {
-    let users: Vec<Uuid> = (0..args.users).map(|_| Uuid::new_v4()).collect();
+/// Opens the users' accounts with a balance no run can exhaust.
+async fn open_accounts(http: &reqwest::Client, args: &Args, users: &[User]) -> anyhow::Result<()> {
     let url = format!("{}/accounts", args.target);
     for chunk in users.chunks(args.clients) {
         let opens = chunk.iter().map(|user| {
-            http.post(&url)
-                .json(&json!({"user_id": user, "balance": 1_000_000_000}))
-                .send()
+            let mut request = http
+                .post(&url)
+                .json(&json!({"user_id": user.id, "balance": 1_000_000_000}));
+            if let Some(value) = &user.open {
+                request = request.header(AUTHORIZATION, value.clone());
+            }
+            request.send()
         });
         for resp in futures::future::join_all(opens).await {
             let resp = resp.context("POST /accounts")?;
@@ -229,24 +289,27 @@ async fn open_accounts(http: &reqwest::Client, args: &Args) -> anyhow::Result<Ve
             }
         }
     }
-    Ok(users)
+    Ok(())
 }
 
 /// POSTs order number `i` (amount 1, user `i mod users`).
 async fn place(
     http: &reqwest::Client,
     target: &str,
-    user: Uuid,
+    user: &User,
     i: usize,
     start: Instant,
 ) -> Posted {
     let t = Instant::now();
     let at = start.elapsed();
-    let resp = http
+    let mut request = http
         .post(format!("{target}/orders"))
-        .json(&json!({"user_id": user, "amount": 1, "description": format!("load #{i}")}))
-        .send()
-        .await;
+        .json(&json!({"user_id": user.id, "amount": 1, "description": format!("load #{i}")}));
+    if let Some(value) = &user.orders {
+        request = request.header(AUTHORIZATION, value.clone());
+    }
+    let resp = request.send().await;
+    let status = resp.as_ref().ok().map(|r| r.status().as_u16());
     let order_id = match resp {
         Ok(r) if r.status() == reqwest::StatusCode::CREATED => r
             .json::<serde_json::Value>()
@@ -257,6 +320,7 @@ async fn place(
     };
     Posted {
         order_id,
+        status,
         latency: t.elapsed(),
         at,
     }
@@ -266,7 +330,7 @@ async fn place(
 async fn closed_loop(
     http: &reqwest::Client,
     args: &Args,
-    users: &[Uuid],
+    users: &[User],
     posted: Arc<Mutex<Vec<Posted>>>,
     start: Instant,
 ) {
@@ -281,7 +345,7 @@ async fn closed_loop(
                     if i >= total {
                         return;
                     }
-                    let p = place(&http, &target, users[i % users.len()], i, start).await;
+                    let p = place(&http, &target, &users[i % users.len()], i, start).await;
                     posted.lock().await.push(p);
                 }
             })
@@ -297,7 +361,7 @@ async fn closed_loop(
 async fn open_loop(
     http: &reqwest::Client,
     args: &Args,
-    users: &[Uuid],
+    users: &[User],
     posted: Arc<Mutex<Vec<Posted>>>,
     start: Instant,
     rate: f64,
@@ -316,10 +380,10 @@ async fn open_loop(
             http.clone(),
             posted.clone(),
             args.target.clone(),
-            users[i % users.len()],
+            users[i % users.len()].clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let p = place(&http, &target, user, i, start).await;
+            let p = place(&http, &target, &user, i, start).await;
             posted.lock().await.push(p);
             drop(permit);
         }));

@@ -74,6 +74,9 @@ pub struct ServiceSettings {
     /// How long the broker may still redeliver a message (`BROKER_RETENTION_S`, default 7 days:
     /// Kafka's default `retention.ms`).
     pub broker_retention: std::time::Duration,
+    /// Who may call (`AUTH`, default `jwt`, with `AUTH_INTERNAL_SECRET`): only requests carrying
+    /// the gateway's signed identity, or anyone with `AUTH=off`.
+    pub auth: crate::auth::ServiceAuth,
 }
 
 impl ServiceSettings {
@@ -107,6 +110,7 @@ impl ServiceSettings {
                 secs_or("BROKER_RETENTION_S", 7 * DAY)?,
             )?,
             broker_retention: secs_or("BROKER_RETENTION_S", 7 * DAY)?,
+            auth: crate::auth::ServiceAuth::from_env()?,
         })
     }
 }

@@ -17,6 +17,11 @@ use poem_openapi::{ApiResponse, Enum, Object};
 pub enum ErrorCode {
     /// Malformed JSON, wrong type, missing or invalid field, rule violated.
     BadRequest,
+    /// No bearer token, or one that is expired, not yet valid, for another audience or issuer,
+    /// badly signed or malformed.
+    Unauthorized,
+    /// Authenticated, but not allowed: another user's resource, or a missing scope.
+    Forbidden,
     /// Unknown account, order or route.
     NotFound,
     /// The route exists but not with this method.
@@ -27,6 +32,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// Body is not JSON.
     UnsupportedMediaType,
+    /// The client's rate limit is spent; retry after `Retry-After` seconds.
+    TooManyRequests,
     /// A bug or an unexpected failure; details are only in the logs.
     Internal,
     /// The gateway could not reach a service.
@@ -39,6 +46,9 @@ impl ErrorCode {
     /// The code that goes with an HTTP status, for errors raised by the framework.
     pub fn for_status(status: StatusCode) -> ErrorCode {
         match status {
+            StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+            StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+            StatusCode::TOO_MANY_REQUESTS => ErrorCode::TooManyRequests,
             StatusCode::NOT_FOUND => ErrorCode::NotFound,
             StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
             StatusCode::CONFLICT => ErrorCode::Conflict,
@@ -86,12 +96,27 @@ pub enum ApiError {
     /// Malformed request or a broken rule; the message names the field.
     #[oai(status = 400)]
     BadRequest(Json<ErrorEnvelope>),
+    /// No valid bearer token (with AUTH=jwt): missing, expired, not yet valid, for another
+    /// audience or issuer, badly signed or malformed.
+    #[oai(status = 401)]
+    Unauthorized(
+        Json<ErrorEnvelope>,
+        #[oai(header = "WWW-Authenticate")] String,
+    ),
+    /// The token is valid but does not allow this: another user's account or orders, or a
+    /// missing scope (top-ups need `payments:topup`). Nothing was written.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorEnvelope>),
     /// The account, order or route does not exist.
     #[oai(status = 404)]
     NotFound(Json<ErrorEnvelope>),
     /// The resource already exists.
     #[oai(status = 409)]
     Conflict(Json<ErrorEnvelope>),
+    /// The client's rate limit (per token subject, or per address without a token) is spent,
+    /// answered by the gateway; retry after `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorEnvelope>, #[oai(header = "Retry-After")] u32),
     /// Unexpected failure; nothing internal is disclosed.
     #[oai(status = 500)]
     Internal(Json<ErrorEnvelope>),
@@ -112,6 +137,11 @@ impl ApiError {
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError::NotFound(Json(ErrorEnvelope::new(ErrorCode::NotFound, message)))
+    }
+
+    /// 403: the caller may not do this; the message says why without disclosing data.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::Forbidden(Json(ErrorEnvelope::new(ErrorCode::Forbidden, message)))
     }
 
     /// 409.

@@ -5,6 +5,8 @@
 //!   message that names the variable.
 //!
 //! The wire contract (money, ids, events) is the `contract` crate.
+//! - [`auth`]: who calls — the gateway's signed identity headers, the `Caller` every operation
+//!   takes (the bearer security scheme of the document) and its rules.
 //! - [`error`]: the one JSON error envelope of SPEC §2 and the `ApiError` handlers return.
 //! - [`http`]: middleware that puts every framework error into the envelope, the body limit,
 //!   serving with graceful shutdown, and a spec-only wrapper for merging OpenAPI documents.
@@ -17,6 +19,7 @@
 //! - `db` (feature `db`), [`telemetry`], [`shutdown`]: connection pool, JSON logs, one stop
 //!   signal.
 
+pub mod auth;
 pub mod body;
 pub mod config;
 pub mod conn;

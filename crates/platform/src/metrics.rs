@@ -84,6 +84,13 @@ pub struct EventLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of the gateway's access decisions.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AccessLabels {
+    /// Authentication: `ok`, `missing`, `expired`, `invalid`, …; rate limits: `subject` or `ip`.
+    pub outcome: &'static str,
+}
+
 fn latency_buckets() -> Histogram {
     // 0.5 ms … ~16 s.
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -227,6 +234,10 @@ pub struct Metrics {
     pub consumer: ConsumerMetrics,
     /// Business events.
     pub business: Family<EventLabels, Counter>,
+    /// Gateway: bearer tokens checked, by outcome.
+    pub auth: Family<AccessLabels, Counter>,
+    /// Gateway: requests refused with 429, by what was limited (`subject`, `ip`).
+    pub rate_limited: Family<AccessLabels, Counter>,
     /// Scrape-time state.
     pub state: StateGauges,
     refresh: Vec<Arc<dyn Refresh>>,
@@ -240,7 +251,20 @@ impl Metrics {
         let consumer = ConsumerMetrics::default();
         let business = Family::<EventLabels, Counter>::default();
         let state = StateGauges::default();
+        let auth = Family::<AccessLabels, Counter>::default();
+        let rate_limited = Family::<AccessLabels, Counter>::default();
         let mut registry = Registry::default();
+        registry.register(
+            "auth_decisions",
+            "Bearer tokens checked at the gateway, by outcome (ok, missing, expired, invalid, ...)",
+            auth.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429, by the limit spent (subject: per token subject; ip: per \
+             client address without a valid token)",
+            rate_limited.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests answered, by method, route template and status class",
@@ -318,6 +342,8 @@ impl Metrics {
             relay,
             consumer,
             business,
+            auth,
+            rate_limited,
             state,
             refresh,
         }
@@ -327,6 +353,18 @@ impl Metrics {
     pub fn event(&self, event: &'static str, outcome: &'static str) {
         self.business
             .get_or_create(&EventLabels { event, outcome })
+            .inc();
+    }
+
+    /// Counts one authentication outcome at the gateway.
+    pub fn auth(&self, outcome: &'static str) {
+        self.auth.get_or_create(&AccessLabels { outcome }).inc();
+    }
+
+    /// Counts one request refused by the rate limit `by` (`subject`, `ip`).
+    pub fn rate_limited(&self, by: &'static str) {
+        self.rate_limited
+            .get_or_create(&AccessLabels { outcome: by })
             .inc();
     }
 

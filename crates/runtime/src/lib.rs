@@ -25,7 +25,7 @@ use platform::http::{AllowedMethods, BodyErrors};
 use platform::idempotency::{Keys, Purge};
 use platform::metrics::{Metrics, Refresh, StateGauges};
 use poem::http::Method;
-use poem::{Endpoint, Route};
+use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::{OpenApi, OpenApiService};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -207,7 +207,9 @@ where
         bus.clone(),
         &consumer,
         metrics.clone(),
-    );
+    )
+    // Every operation's `Caller` reads how this service authenticates from the request data.
+    .data(settings.auth.clone());
     let relay = OutboxRelay::new(pool.clone(), bus.clone(), RelaySettings::default())
         .with_metrics(metrics.relay.clone())
         .with_wakeup(ctx.relay.clone());

@@ -140,6 +140,8 @@ impl ServiceUnderTest {
             outbox_retention: Duration::from_secs(7 * 86_400),
             inbox_retention: Duration::from_secs(14 * 86_400),
             broker_retention: Duration::from_secs(7 * 86_400),
+            // The service's own suites speak to it directly; the auth suites switch this on.
+            auth: platform::auth::ServiceAuth::Off,
         };
         let mut app = ServiceUnderTest {
             address: String::new(),

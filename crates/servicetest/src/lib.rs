@@ -31,6 +31,7 @@
 //! dev-depends on `testkit`.
 
 pub mod app;
+pub mod auth;
 pub mod http;
 pub mod idempotency;
 pub mod lifecycle;

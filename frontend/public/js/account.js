@@ -1,6 +1,9 @@
 // The account card: who the current user is (create an account, continue with an existing id,
 // switch user, copy the id), the balance and top-ups. Changing the user resets everything that
-// belonged to the previous one, orders and polling included, and remembers the new id.
+// belonged to the previous one, orders and polling included, and remembers the new id. With
+// authentication on (auth.js) the current user is the signed-in one: choosing another user is
+// signing in as it, so "create with a new id", "use an existing id" and "switch" give way to the
+// sign-in form and the sign-out.
 
 import { api, ApiError, parseAmount, randomUuid } from './api.js';
 import { t, formatMoney, formatDate } from './i18n.js';
@@ -9,6 +12,7 @@ import { showMsg, clearMsg, showError, showLocalError, resetField } from './mess
 import { renderOrders, loadOrders, stopPolling, startStream, stopStream } from './orders.js';
 import { state, storeUser } from './state.js';
 import { copyText } from './clipboard.js';
+import { auth, authOn, signedIn } from './auth.js';
 
 // ---------------------------------------------------------------- current user
 
@@ -36,11 +40,12 @@ export function setUser(id, { balance } = {}) {
 
 export function renderAccount() {
   const hasUser = Boolean(state.userId);
+  const authMode = authOn();
   $('session').hidden = !hasUser;
-  $('start').hidden = hasUser && !state.switching;
-  $('cancel-switch-btn').hidden = !(hasUser && state.switching);
+  $('start').hidden = authMode || (hasUser && !state.switching);
+  $('cancel-switch-btn').hidden = authMode || !(hasUser && state.switching);
   $('switch-btn').setAttribute('aria-expanded', String(state.switching));
-  $('switch-btn').hidden = state.switching;
+  $('switch-btn').hidden = authMode || state.switching;
 
   $('user-id').textContent = state.userId || '';
 
@@ -59,7 +64,10 @@ export function renderAccount() {
   renderHistory();
 
   $('order-fieldset').disabled = !hasUser;
-  $('order-need-user').hidden = hasUser;
+  const need = $('order-need-user');
+  need.hidden = hasUser;
+  need.dataset.i18n = authMode && !signedIn() ? 'auth.needSignIn' : 'order.needUser';
+  need.textContent = t(need.dataset.i18n);
   $('refresh-btn').disabled = !hasUser;
 }
 
@@ -136,7 +144,9 @@ export function onCreate(ev) {
   ev.preventDefault();
   const form = ev.currentTarget;
   clearMsg($('create-msg'));
-  busy(form, () => createAccount(randomUuid(), $('create-msg')));
+  // Signed in, the account can only be the signed-in user's own.
+  const id = signedIn() ? auth.sub : randomUuid();
+  busy(form, () => createAccount(id, $('create-msg')));
 }
 
 export function onCreateForId() {

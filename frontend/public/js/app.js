@@ -3,6 +3,7 @@
 //   order-form.js  new-order card
 //   orders.js      orders table, live over the order stream (polling while it is down)
 //   page.js        "API docs" link and re-translation after a language switch
+//   auth.js        the dev sign-in, when the API wants a bearer token (otherwise nothing shows)
 //   messages.js    form message slots;  dom.js, clipboard.js, state.js: shared helpers and state
 
 import { setLang, onLangChange } from './i18n.js';
@@ -15,8 +16,9 @@ import {
 } from './account.js';
 import { renderOrders, loadOrders, onOrdersSettled } from './orders.js';
 import { onOrder, clearSettledOrderMsg } from './order-form.js';
+import { initAuth, authOn, renderAuth, onAuthChange, onSignIn, onSignOut, clearSignInMsg } from './auth.js';
 
-function init() {
+async function init() {
   $('swagger-link').href = swaggerUrl();
 
   for (const b of document.querySelectorAll('.lang-btn')) {
@@ -24,6 +26,7 @@ function init() {
   }
   onLangChange(() => {
     renderLang();
+    renderAuth();
     renderAccount();
     renderOrders();
   });
@@ -46,16 +49,34 @@ function init() {
     refreshBalance();
     loadOrders();
   });
+  $('signin-form').addEventListener('submit', onSignIn);
+  $('signout-btn').addEventListener('click', onSignOut);
 
-  // Another tab switched the user: follow it.
+  // Another tab switched the user: follow it (not when signed in: the token is this tab's).
   window.addEventListener('storage', (e) => {
-    if (e.key === USER_KEY && e.newValue !== state.userId) {
+    if (!authOn() && e.key === USER_KEY && e.newValue !== state.userId) {
       setUser(e.newValue && UUID_RE.test(e.newValue) ? e.newValue : null);
     }
   });
 
+  // Signed in: that user is the current one; signed out: nobody is.
+  onAuthChange((userId) => {
+    setUser(userId);
+    if (userId) clearSignInMsg();
+  });
+
   renderLang();
-  setUser(loadStoredUser());
+  // Ask the API whether it wants a token before the first request of the page.
+  const signedInUser = await initAuth();
+  if (!authOn()) {
+    setUser(loadStoredUser());
+  } else if (signedInUser) {
+    setUser(signedInUser);
+  } else {
+    // Nobody signed in: no requests; the remembered id stays, prefilled in the sign-in form.
+    renderAccount();
+    renderOrders();
+  }
   document.body.dataset.ready = 'true';
 }
 

@@ -3,13 +3,15 @@
 // stream is down (refused, broken, reconnecting) the list is polled instead: fetched again every
 // second while any order is NEW (every 3 s after a failed fetch), and the stream is tried again
 // every 5 s. Only the newest list request counts; answers for a user who is no longer current
-// are dropped.
+// are dropped. With a bearer token (authentication on) the stream is read with fetch, which can
+// send the Authorization header EventSource cannot; it behaves the same.
 
-import { api, API_BASE } from './api.js';
+import { api, API_BASE, hasBearer, openEventStream } from './api.js';
 import { t, has, formatMoney, formatDate, formatDateParts } from './i18n.js';
 import { $ } from './dom.js';
 import { showError, clearMsg } from './messages.js';
 import { state } from './state.js';
+import { authOn } from './auth.js';
 
 const POLL_MS = 1000;
 const POLL_RETRY_MS = 3000;
@@ -31,8 +33,8 @@ export function renderOrders() {
   const wrap = $('orders-wrap');
 
   if (!state.userId) {
-    empty.dataset.i18n = 'order.needUser';
-    empty.textContent = t('order.needUser');
+    empty.dataset.i18n = authOn() ? 'auth.needSignIn' : 'order.needUser';
+    empty.textContent = t(empty.dataset.i18n);
     empty.hidden = false;
     wrap.hidden = true;
     body.replaceChildren();
@@ -122,7 +124,12 @@ function renderOrderRow(o) {
 export function startStream() {
   stopStream();
   const uid = state.userId;
-  if (!uid || typeof EventSource !== 'function') return;
+  if (!uid) return;
+  if (hasBearer()) {
+    startAuthorizedStream(uid);
+    return;
+  }
+  if (typeof EventSource !== 'function') return;
   const es = new EventSource(`${API_BASE}/orders/stream?user_id=${encodeURIComponent(uid)}`);
   state.stream = es;
   es.addEventListener('open', () => {
@@ -152,6 +159,35 @@ export function startStream() {
       state.streamRetry = setTimeout(startStream, STREAM_RETRY_MS);
     }
   });
+}
+
+/** The same stream over fetch, with the bearer token (see api.openEventStream). */
+function startAuthorizedStream(uid) {
+  const stream = openEventStream(`/orders/stream?user_id=${encodeURIComponent(uid)}`, {
+    onOpen: () => {
+      if (state.stream !== stream) return;
+      setLive(true);
+      loadOrders();
+    },
+    onEvent: (type, data) => {
+      if (state.stream !== stream || type !== 'order') return;
+      let order;
+      try {
+        order = JSON.parse(data);
+      } catch {
+        return;
+      }
+      applyOrder(order);
+    },
+    onError: (closed) => {
+      if (state.stream !== stream) return;
+      setLive(false);
+      if (state.pending.size || state.orders.some((o) => o.status === 'NEW')) schedulePoll(POLL_MS);
+      // Not closed: it reconnects by itself. Closed (refused): try again later, polling meanwhile.
+      if (closed) state.streamRetry = setTimeout(startStream, STREAM_RETRY_MS);
+    },
+  });
+  state.stream = stream;
 }
 
 export function stopStream() {

@@ -36,10 +36,7 @@ async fn ten_megabyte_bodies_are_413_at_both_edges() {
     let (ghost, holder) = (Uuid::new_v4(), Uuid::new_v4());
     api.create_account(holder, json!(100)).await;
     let mut problems = Vec::new();
-    for edge in [
-        api.base().to_owned(),
-        Gateway::frontend_from_env().base().to_owned(),
-    ] {
+    for edge in [api.clone(), Gateway::frontend_from_env()] {
         for path in ["/orders", "/accounts", "/accounts/topup"] {
             for chunked in [false, true] {
                 let answer = post_ten_mb(&edge, path, ghost, chunked).await;
@@ -48,7 +45,8 @@ async fn ten_megabyte_bodies_are_413_at_both_edges() {
                         .is_ok_and(|v| v["error"]["code"] == "PAYLOAD_TOO_LARGE");
                 if !ok {
                     problems.push(format!(
-                        "{edge}{path} ({}): {} {}",
+                        "{}{path} ({}): {} {}",
+                        edge.base(),
                         if chunked { "chunked" } else { "declared" },
                         answer.status,
                         answer.body
@@ -77,19 +75,19 @@ async fn ten_megabyte_bodies_are_413_at_both_edges() {
 async fn trickled_bodies_are_read_whole_and_a_cut_body_writes_nothing() {
     let api = Gateway::from_env();
     let (ghost, payer) = (Uuid::new_v4(), Uuid::new_v4());
-    let edge = api.base().to_owned();
+    let edge = &api;
 
     let valid = format!(r#"{{"user_id":"{payer}","amount":1.25,"description":"slow"}}"#);
-    let answer = trickle(&edge, "/orders", &valid, valid.len()).await;
+    let answer = trickle(edge, "/orders", &valid, valid.len()).await;
     assert_eq!(answer.status, 201, "{}", answer.body);
 
     let unknown = format!(r#"{{"user_id":"{ghost}","amount":1,"description":"x","extra":true}}"#);
-    let answer = trickle(&edge, "/orders", &unknown, unknown.len()).await;
+    let answer = trickle(edge, "/orders", &unknown, unknown.len()).await;
     assert_eq!(answer.status, 400, "{}", answer.body);
     assert!(answer.body.contains("extra"), "{}", answer.body);
 
     let cut = format!(r#"{{"user_id":"{ghost}","amount":1,"description":"never finished"}}"#);
-    let answer = trickle(&edge, "/orders", &cut, cut.len() / 2).await;
+    let answer = trickle(edge, "/orders", &cut, cut.len() / 2).await;
     // The client's fault, said as such: not a 502 blaming the orders service.
     assert_eq!(answer.status, 400, "{}", answer.body);
     assert!(answer.body.contains("BAD_REQUEST"), "{}", answer.body);
@@ -101,6 +99,14 @@ async fn trickled_bodies_are_read_whole_and_a_cut_body_writes_nothing() {
         api.orders_of(ghost).await.is_empty(),
         "a refused or cut body wrote an order"
     );
+}
+
+/// The `Authorization` header line `edge` would send with a POST of `body` to `path` (the
+/// token of the user `body` names), or nothing with `AUTH=off`.
+fn bearer_line(edge: &Gateway, path: &str, body: &[u8]) -> String {
+    edge.authorization(&reqwest::Method::POST, path, Some(body))
+        .map(|value| format!("Authorization: {value}\r\n"))
+        .unwrap_or_default()
 }
 
 /// What came back on a raw connection; status 0 when the connection ended without an answer.
@@ -165,8 +171,8 @@ async fn read_answer(stream: &mut (impl AsyncReadExt + Unpin)) -> Answer {
 /// POSTs 10 MB of JSON-looking bytes to `path`: declared (`Content-Length` and `Expect:
 /// 100-continue`, body sent only if the server asks for it) or chunked, written by a task of
 /// its own while the answer is read, so a server that answers early is heard.
-async fn post_ten_mb(base: &str, path: &str, user: Uuid, chunked: bool) -> Answer {
-    let (host, prefix) = split_base(base);
+async fn post_ten_mb(edge: &Gateway, path: &str, user: Uuid, chunked: bool) -> Answer {
+    let (host, prefix) = split_base(edge.base());
     let stream = TcpStream::connect(&host)
         .await
         .expect("connect to the edge");
@@ -176,14 +182,16 @@ async fn post_ten_mb(base: &str, path: &str, user: Uuid, chunked: bool) -> Answe
     } else {
         format!("Content-Length: {TEN_MB}\r\nExpect: 100-continue\r\n")
     };
+    let filler = format!(r#"{{"user_id":"{user}","amount":1,"description":""#).into_bytes();
+    // As the user the body names: the size, not a missing token, is what must be refused.
+    let authorization = bearer_line(edge, path, format!(r#"{{"user_id":"{user}"}}"#).as_bytes());
     let head = format!(
-        "POST {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{framing}Connection: close\r\n\r\n"
+        "POST {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{authorization}{framing}Connection: close\r\n\r\n"
     );
     writer
         .write_all(head.as_bytes())
         .await
         .expect("send the head");
-    let filler = format!(r#"{{"user_id":"{user}","amount":1,"description":""#).into_bytes();
     let sender = tokio::spawn(async move {
         if !chunked {
             return; // the server answers the declared length before asking for the body
@@ -212,13 +220,14 @@ async fn post_ten_mb(base: &str, path: &str, user: Uuid, chunked: bool) -> Answe
 
 /// POSTs `body` in 8-byte pieces 20 ms apart, stopping after `send` bytes; if it stopped early,
 /// the client half-closes and reads what the server answers.
-async fn trickle(base: &str, path: &str, body: &str, send: usize) -> Answer {
-    let (host, prefix) = split_base(base);
+async fn trickle(edge: &Gateway, path: &str, body: &str, send: usize) -> Answer {
+    let (host, prefix) = split_base(edge.base());
     let mut stream = TcpStream::connect(&host)
         .await
         .expect("connect to the edge");
+    let authorization = bearer_line(edge, path, body.as_bytes());
     let head = format!(
-        "POST {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{authorization}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream

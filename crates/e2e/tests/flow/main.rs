@@ -9,11 +9,13 @@
 //! `hostile` sends the hostile corpus of `validation::hostile` and oversized and trickled bodies
 //! through both edges, `gateway` covers what the gateway serves itself, `idempotency` retries
 //! every POST with its key through both edges, `stream` follows orders over SSE through both,
-//! `trace` finds one trace id in every service's logs; `helpers` holds what they share.
+//! `trace` finds one trace id in every service's logs, `auth` checks tokens, ownership, scopes
+//! and rate limits (skipped with `AUTH=off`); `helpers` holds what they share.
 
 // Tests may unwrap (house style: `unwrap()` only in tests).
 #![allow(clippy::unwrap_used)]
 
+mod auth;
 mod gateway;
 mod helpers;
 mod hostile;

@@ -12,11 +12,16 @@ use uuid::Uuid;
 const WAIT: Duration = e2e::SETTLE_DEADLINE;
 
 async fn open(api: &Gateway, user: Uuid, last_event_id: Option<&str>) -> EventStream {
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let url = format!("{}/orders/stream?user_id={user}", api.base());
-    EventStream::open(&client, &url, last_event_id)
+    api.order_stream(user, last_event_id)
         .await
-        .unwrap_or_else(|r| panic!("{url}: stream refused: {} {}", r.status, r.body))
+        .unwrap_or_else(|r| {
+            panic!(
+                "{}: {user}'s stream refused: {} {}",
+                api.base(),
+                r.status,
+                r.body
+            )
+        })
 }
 
 /// The next `order` event's (order id, status).

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
+use gateway::auth::{AuthSettings, RateLimits};
 use gateway::config::Settings;
+use gateway::ratelimit::Limit;
 use poem::endpoint::make;
 use poem::http::StatusCode;
 use poem::listener::TcpAcceptor;
@@ -138,11 +140,34 @@ impl TestGateway {
     }
 }
 
-/// Starts the real gateway on port 0 in front of `orders` and `payments`.
+/// Starts the real gateway on port 0 in front of `orders` and `payments`, without
+/// authentication or rate limits (the proxy's own suites).
 pub async fn spawn_gateway(
     orders: &str,
     payments: &str,
     upstream_timeout: Duration,
+) -> TestGateway {
+    let limits = RateLimits {
+        per_subject: Limit(None),
+        per_ip: Limit(None),
+    };
+    spawn_gateway_with(
+        orders,
+        payments,
+        upstream_timeout,
+        AuthSettings::Off,
+        limits,
+    )
+    .await
+}
+
+/// Starts the real gateway on port 0 with `auth` and `limits`.
+pub async fn spawn_gateway_with(
+    orders: &str,
+    payments: &str,
+    upstream_timeout: Duration,
+    auth: AuthSettings,
+    rate_limits: RateLimits,
 ) -> TestGateway {
     let settings = Settings {
         host: "127.0.0.1".into(),
@@ -150,6 +175,8 @@ pub async fn spawn_gateway(
         orders_url: orders.parse().unwrap(),
         payments_url: payments.parse().unwrap(),
         upstream_timeout,
+        auth,
+        rate_limits,
     };
     let listener = platform::http::bind(&settings.host, settings.port)
         .await

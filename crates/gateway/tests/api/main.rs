@@ -11,6 +11,7 @@
 // Tests may unwrap (house style: `unwrap()` only in tests).
 #![allow(clippy::unwrap_used)]
 
+mod auth;
 mod balance;
 mod errors;
 mod health;

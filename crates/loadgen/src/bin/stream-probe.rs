@@ -10,16 +10,25 @@
 //!    `--window-s` with no stream, then again with `--idle-streams` open streams of idle users
 //!    through the gateway, side by side.
 //!
+//! `--auth` (default `auto`) sends each user's bearer token on its stream and its requests
+//! (the account opened with the `payments:topup` scope), minted before anything is measured.
+//!
 //! ```text
 //! . .stack/env && cargo run --release -p loadgen --bin stream-probe
 //! ```
+
+#[path = "../auth.rs"]
+mod auth;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use auth::{AuthFlag, TOPUP_SCOPE};
 use chrono::{DateTime, Utc};
 use clap::Parser;
+use devauth::Signer;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use testkit::sse::EventStream;
 use uuid::Uuid;
@@ -52,13 +61,58 @@ struct Args {
     /// Write the figures as JSON here too.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Bearer tokens: `jwt` always, `off` never, `auto` when the environment has a signing key
+    /// (`. .stack/env` of a stack with `AUTH=jwt`).
+    #[arg(long, value_enum, default_value_t = AuthFlag::Auto)]
+    auth: AuthFlag,
+}
+
+/// How long the probe's tokens are valid: longer than any run of it.
+const TOKEN_TTL: Duration = Duration::from_secs(4 * 3600);
+
+/// One user's `Authorization` values: its own (stream, orders) and with the operator scope
+/// (opening its account with a balance); `None` without tokens.
+struct Credentials {
+    user: Option<HeaderValue>,
+    operator: Option<HeaderValue>,
+}
+
+impl Credentials {
+    fn mint(signer: Option<&Signer>, user: Uuid) -> Credentials {
+        let sub = user.to_string();
+        Credentials {
+            user: signer.map(|s| auth::bearer(s, &sub, &[], TOKEN_TTL)),
+            operator: signer.map(|s| auth::bearer(s, &sub, &[TOPUP_SCOPE], TOKEN_TTL)),
+        }
+    }
+}
+
+/// A client that sends `authorization` on every request: [`EventStream::open`] takes a client,
+/// not headers, and each stream is its user's.
+fn client_with(authorization: Option<&HeaderValue>) -> anyhow::Result<reqwest::Client> {
+    let mut headers = HeaderMap::new();
+    if let Some(value) = authorization {
+        headers.insert(AUTHORIZATION, value.clone());
+    }
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .default_headers(headers)
+        .build()?)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let mut report = json!({});
+    let signer = auth::signer(args.auth)?;
+    println!(
+        "auth     {}",
+        if signer.is_some() {
+            "bearer tokens sent (minted before each measurement)"
+        } else {
+            "no tokens sent"
+        }
+    );
+    let mut report = json!({"auth": if signer.is_some() { "jwt" } else { "off" }});
     for (edge, base) in [
         ("gateway", args.gateway.clone()),
         (
@@ -66,7 +120,7 @@ async fn main() -> anyhow::Result<()> {
             format!("{}/api", args.frontend.trim_end_matches('/')),
         ),
     ] {
-        let (new, settled) = latency(&client, &base, &args).await?;
+        let (new, settled) = latency(&base, &args, signer.as_ref()).await?;
         println!(
             "{edge:8} NEW      {}\n{edge:8} settled  {}",
             summary(&new),
@@ -75,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
         report[edge] = json!({"new_ms": figures(&new), "settled_ms": figures(&settled)});
     }
     if args.idle_streams > 0 {
-        report["idle"] = idle_cost(&client, &args).await?;
+        report["idle"] = idle_cost(&args, signer.as_ref()).await?;
     }
     if let Some(path) = &args.report {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
@@ -86,17 +140,19 @@ async fn main() -> anyhow::Result<()> {
 /// Follows one fresh user through `base` while placing orders; the delays of NEW and settled
 /// events, in milliseconds.
 async fn latency(
-    client: &reqwest::Client,
     base: &str,
     args: &Args,
+    signer: Option<&Signer>,
 ) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     let user = Uuid::new_v4();
+    let credentials = Credentials::mint(signer, user);
     post(
-        client,
+        &client_with(credentials.operator.as_ref())?,
         &format!("{base}/accounts"),
         json!({"user_id": user, "balance": 1_000_000}),
     )
     .await?;
+    let client = &client_with(credentials.user.as_ref())?;
     let url = format!("{base}/orders/stream?user_id={user}");
     let mut stream = EventStream::open(client, &url, None)
         .await
@@ -148,16 +204,24 @@ async fn post(client: &reqwest::Client, url: &str, body: Value) -> anyhow::Resul
 
 /// CPU and RSS of orders and the gateway over a window without streams, then with
 /// `--idle-streams` idle streams open through the gateway.
-async fn idle_cost(client: &reqwest::Client, args: &Args) -> anyhow::Result<Value> {
+async fn idle_cost(args: &Args, signer: Option<&Signer>) -> anyhow::Result<Value> {
     let window = Duration::from_secs(args.window_s);
     let pids = [
         ("orders", pid(&args.pids, "orders")?),
         ("gateway", pid(&args.pids, "gateway")?),
     ];
+    // One client per idle user, its token minted here: nothing of it inside a window.
+    let idle: Vec<(Uuid, reqwest::Client)> = (0..args.idle_streams)
+        .map(|_| {
+            let user = Uuid::new_v4();
+            let client = client_with(Credentials::mint(signer, user).user.as_ref())?;
+            anyhow::Ok((user, client))
+        })
+        .collect::<Result<_, _>>()?;
     let before = measure(&pids, window).await?;
     let mut streams = Vec::with_capacity(args.idle_streams);
-    for _ in 0..args.idle_streams {
-        let url = format!("{}/orders/stream?user_id={}", args.gateway, Uuid::new_v4());
+    for (user, client) in &idle {
+        let url = format!("{}/orders/stream?user_id={user}", args.gateway);
         let mut stream = EventStream::open(client, &url, None)
             .await
             .map_err(|r| anyhow::anyhow!("{url}: {} {}", r.status, r.body))?;

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use bus::outbox::Wakeup;
 use contract::{OrderId, UserId};
 use platform::ApiError;
+use platform::auth::Caller;
 use platform::body::JsonBody;
 use platform::error::{ErrorCode, ErrorEnvelope};
 use platform::idempotency::{KeyHeader, Keyed, Keys};
@@ -120,9 +121,11 @@ impl OrdersApi {
     ///
     /// With an `Idempotency-Key`, a retry of the same request (same user, same body) answers
     /// the first order instead of creating another; the key with a different body is a 409.
+    /// `user_id` must be the token's subject.
     #[oai(path = "/orders", method = "post", tag = "ApiTags::Orders")]
     async fn create_order(
         &self,
+        caller: Caller,
         /// Makes retries safe: 1..=255 printable ASCII characters, fresh for each new order,
         /// remembered per user for `IDEMPOTENCY_KEY_TTL_S` (24 h by default).
         #[oai(name = "Idempotency-Key")]
@@ -130,6 +133,7 @@ impl OrdersApi {
         body: JsonBody<CreateOrderRequest>,
     ) -> Result<CreateOrderResponse, ApiError> {
         let req = body.0;
+        caller.act_for(req.user_id.0)?;
         let keyed = key
             .0
             .as_ref()
@@ -169,10 +173,11 @@ impl OrdersApi {
         ))
     }
 
-    /// List a user's orders, newest first.
+    /// List a user's orders, newest first (the user's own only).
     #[oai(path = "/orders", method = "get", tag = "ApiTags::Orders")]
     async fn list_orders(
         &self,
+        caller: Caller,
         /// Whose orders.
         user_id: Query<UserId>,
         /// Page size (default 100).
@@ -182,6 +187,7 @@ impl OrdersApi {
         #[oai(validator(minimum(value = "0")))]
         offset: Query<Option<i64>>,
     ) -> Result<ListOrdersResponse, ApiError> {
+        caller.act_for(user_id.0.0)?;
         let page = Page::parse(limit.0, offset.0).map_err(ApiError::bad_request)?;
         let orders = store::list_by_user(&self.pool, user_id.0, page).await?;
         Ok(ListOrdersResponse::Ok(Json(OrderList {
@@ -194,16 +200,19 @@ impl OrdersApi {
     /// is created or settles. Send `Last-Event-ID` (browsers' EventSource does) to resume
     /// without losing a change; changes caught up that way come without ids, followed by an
     /// id-only message. Keep-alive comments every 15 s. At most `ORDER_STREAMS_MAX` streams per
-    /// instance: past that a 503 with `Retry-After`. See docs/API.md.
+    /// instance: past that a 503 with `Retry-After`. The user's own orders only. See
+    /// docs/API.md.
     #[oai(path = "/orders/stream", method = "get", tag = "ApiTags::Orders")]
     async fn stream_orders(
         &self,
+        caller: Caller,
         /// Whose orders.
         user_id: Query<UserId>,
         /// The last event id received, to resume after it.
         #[oai(name = "Last-Event-ID")]
         last_event_id: Header<Option<Cursor>>,
     ) -> Result<OrderStream, ApiError> {
+        caller.act_for(user_id.0.0)?;
         stream::open(
             &self.feed,
             &self.pool,
@@ -215,16 +224,20 @@ impl OrdersApi {
         .ok_or_else(too_many_streams)
     }
 
-    /// Get one order with its current status.
+    /// Get one order with its current status. Another user's order answers 404, like an
+    /// unknown one, so order ids cannot be probed.
     #[oai(path = "/orders/:order_id", method = "get", tag = "ApiTags::Orders")]
     async fn get_order(
         &self,
+        caller: Caller,
         /// The order's id.
         order_id: Path<OrderId>,
     ) -> Result<GetOrderResponse, ApiError> {
         match store::get(&self.pool, order_id.0).await? {
-            Some(order) => Ok(GetOrderResponse::Ok(Json(OrderData { data: order.into() }))),
-            None => Err(ApiError::not_found(format!(
+            Some(order) if caller.is(order.user_id.0) => {
+                Ok(GetOrderResponse::Ok(Json(OrderData { data: order.into() })))
+            }
+            _ => Err(ApiError::not_found(format!(
                 "order {} not found",
                 order_id.0
             ))),

@@ -23,6 +23,7 @@
 // Tests may unwrap (house style: `unwrap()` only in tests).
 #![allow(clippy::unwrap_used)]
 
+mod authz;
 mod create_order;
 mod helpers;
 mod idempotency;

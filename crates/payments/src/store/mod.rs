@@ -13,6 +13,7 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::domain::{Account, HistoryEntry, Movement, decide, outcome_from_db, outcome_to_db};
 
+pub mod audit;
 mod batch;
 pub use batch::pay_all;
 

@@ -24,6 +24,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
+mod authz;
 mod batch;
 mod helpers;
 mod history;

@@ -5,10 +5,12 @@ use orders::config;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     platform::telemetry::init("orders");
-    let settings = config::from_env()?;
     if std::env::args().nth(1).as_deref() == Some("migrate") {
-        return orders::startup::migrate(&settings.database_url).await;
+        // Only the database: a migration job has no secrets to give (AUTH defaults to jwt).
+        let url = platform::config::database_url_from_env("orders");
+        return orders::startup::migrate(&url).await;
     }
+    let settings = config::from_env()?;
     let bus = bus::connect::from_env("orders")?;
     let listener = platform::http::bind(&settings.http_host, settings.http_port).await?;
     orders::startup::run(settings, bus, listener, platform::shutdown::on_signal()).await

@@ -87,10 +87,7 @@ impl ServiceSettings {
         Ok(ServiceSettings {
             http_host: string_or("HTTP_HOST", "0.0.0.0"),
             http_port: var_or("HTTP_PORT", default_port)?,
-            database_url: string_or(
-                "DATABASE_URL",
-                &format!("postgres://postgres@127.0.0.1:5432/{name}"),
-            ),
+            database_url: database_url_from_env(name),
             database_max_connections: var_or("DATABASE_MAX_CONNECTIONS", 20)?,
             requests_topic: string_or("PAYMENT_REQUESTS_TOPIC", contract::events::REQUESTS_TOPIC),
             results_topic: string_or("PAYMENT_RESULTS_TOPIC", contract::events::RESULTS_TOPIC),
@@ -113,6 +110,16 @@ impl ServiceSettings {
             auth: crate::auth::ServiceAuth::from_env()?,
         })
     }
+}
+
+/// `DATABASE_URL` of service `name` (default: database `name` on the local server), read alone:
+/// `<service> migrate` needs nothing else, so a migration job carries no secrets and no
+/// authentication settings.
+pub fn database_url_from_env(name: &str) -> String {
+    string_or(
+        "DATABASE_URL",
+        &format!("postgres://postgres@127.0.0.1:5432/{name}"),
+    )
 }
 
 const DAY: u64 = 86_400;

@@ -31,6 +31,7 @@ mod history;
 mod idempotency;
 mod lifecycle;
 mod messaging;
+mod migrate_job;
 mod payment_requests;
 mod retention;
 mod validation;

@@ -110,6 +110,30 @@ pub fn generate(dir: &Path, rotate: bool) -> Result<KeyFiles, Error> {
     Ok(files(signer.kid().to_owned(), previous_kid, true))
 }
 
+/// Writes a new 2048-bit RSA private key (PKCS#8 PEM) to `path` with `openssl genpkey`, for the
+/// RS256 path: the dev stack signs ES256, and RSA key generation without optimisations would
+/// take a test many seconds.
+pub fn generate_rsa(path: &Path) -> Result<(), Error> {
+    let status = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(path)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| Error::io(Path::new("openssl"), e))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::Key(format!("openssl genpkey exited with {status}")))
+    }
+}
+
 /// `signer`'s public key as a JWKS entry: `kty`, the key's parameters (`crv`, `x`, `y` or `n`,
 /// `e`), `kid`, `alg`, `use: sig` — the members a verifier needs to pick and use it.
 pub fn public_jwk_json(signer: &Signer) -> Value {
@@ -337,20 +361,7 @@ mod tests {
     fn an_rsa_pem_signs_rs256() {
         let dir = tempdir("rsa");
         let pem_path = dir.join("rsa.pem");
-        let status = std::process::Command::new("openssl")
-            .args([
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-            ])
-            .arg(&pem_path)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl is installed");
-        assert!(status.success());
+        generate_rsa(&pem_path).expect("openssl is installed");
         let pem = std::fs::read(&pem_path).unwrap();
         let signer = Signer::from_pem(&pem, "rsa-1", DEFAULT_ISSUER, DEFAULT_AUDIENCE).unwrap();
         assert_eq!(signer.algorithm(), jsonwebtoken::Algorithm::RS256);

@@ -24,7 +24,9 @@ mod keys;
 pub mod server;
 mod signer;
 
-pub use keys::{JWKS_FILE, KEY_FILE, KID_FILE, KeyFiles, generate, jwks, public_jwk_json};
+pub use keys::{
+    JWKS_FILE, KEY_FILE, KID_FILE, KeyFiles, generate, generate_rsa, jwks, public_jwk_json,
+};
 pub use signer::{Signer, unsecured};
 
 /// The issuer (`iss`) of dev tokens when `AUTH_ISSUER` is unset; the gateway's default too.

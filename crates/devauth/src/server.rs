@@ -19,9 +19,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use platform::error::{ErrorCode, ErrorEnvelope};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::Data;
 use poem::{Body, Endpoint, EndpointExt, Response, Route, get, handler, post};
+use poem_openapi::types::ToJSON as _;
 use serde_json::{Value, json};
 
 use crate::{Error, JWKS_FILE, KEY_FILE, KID_FILE, Signer};
@@ -133,12 +135,17 @@ pub fn app(config: Config) -> Result<impl Endpoint<Output = Response> + 'static,
         }))
 }
 
-/// `{"error":{"code":"BAD_REQUEST","message":...}}` with status 400.
+/// The SPEC envelope (platform's own type) with `status`.
+fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
+    let envelope = ErrorEnvelope::new(code, message)
+        .to_json()
+        .unwrap_or_default();
+    json_response(status, &envelope)
+}
+
+/// A 400 naming what is wrong with the request.
 fn bad_request(message: impl Into<String>) -> Response {
-    json_response(
-        StatusCode::BAD_REQUEST,
-        &json!({"error": {"code": "BAD_REQUEST", "message": message.into()}}),
-    )
+    error(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -165,10 +172,10 @@ async fn issue_token(Data(state): Data<&Arc<State>>, body: Body) -> Response {
     let bytes = match body.into_bytes_limit(MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,
         Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-            return json_response(
+            return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                &json!({"error": {"code": "PAYLOAD_TOO_LARGE",
-                    "message": format!("request body is larger than {MAX_BODY_BYTES} bytes")}}),
+                ErrorCode::PayloadTooLarge,
+                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
             );
         }
         Err(e) => return bad_request(format!("cannot read the body: {e}")),
@@ -235,9 +242,10 @@ async fn serve_jwks(Data(state): Data<&Arc<State>>) -> Response {
 
 fn unavailable(why: &str) -> Response {
     tracing::error!(reason = why, "JWKS not served");
-    json_response(
+    error(
         StatusCode::SERVICE_UNAVAILABLE,
-        &json!({"error": {"code": "UNAVAILABLE", "message": "the JWKS is not available"}}),
+        ErrorCode::Unavailable,
+        "the JWKS is not available",
     )
 }
 

@@ -37,7 +37,7 @@ use crate::money::cents;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The operator scope: top-ups, and accounts opened with a balance (or for someone else).
-pub const TOPUP_SCOPE: &str = "payments:topup";
+pub use platform::auth::TOPUP_SCOPE;
 
 /// How long a minted token is reused: well inside its hour of validity, so a long run never
 /// sends one that expires on the way.

@@ -6,6 +6,7 @@
 //! dies) leaves no process of ours running, and teardown drops the databases and the broker
 //! topology it created.
 
+use platform::auth::AuthMode;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -84,10 +85,12 @@ impl AuthEnv {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let jwt = match var("AUTH").map(|v| v.to_ascii_lowercase()).as_deref() {
-            None | Some("off") => false,
-            Some("jwt") => true,
-            Some(other) => bail!("AUTH must be jwt or off, not {other:?}"),
+        let jwt = match var("AUTH") {
+            None => false,
+            Some(raw) => {
+                let mode: AuthMode = raw.parse().map_err(|e| anyhow::anyhow!("AUTH {e}"))?;
+                mode == AuthMode::Jwt
+            }
         };
         if !jwt {
             return Ok(AuthEnv {
@@ -441,8 +444,6 @@ impl Cluster {
             .arg("migrate")
             .env("DATABASE_URL", url)
             .env("RUST_LOG", "info")
-            // `migrate` reads the service's whole configuration, authentication included.
-            .envs(self.config.auth.vars.iter().cloned())
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)

@@ -210,9 +210,6 @@ pub fn plan(rng: &mut Rng, users: usize, orders: usize, run_id: &str) -> Vec<Use
     plans
 }
 
-/// The operator scope money enters an account with: top-ups and opening balances.
-const TOPUP_SCOPE: &str = "payments:topup";
-
 /// One user's bearer tokens (`Authorization` values), minted before the stream starts.
 #[derive(Debug, Clone)]
 pub struct UserTokens {
@@ -235,7 +232,10 @@ pub fn mint(
             let sub = plan.user.to_string();
             let tokens = UserTokens {
                 user: format!("Bearer {}", signer.token_for(&sub, &[], ttl)),
-                operator: format!("Bearer {}", signer.token_for(&sub, &[TOPUP_SCOPE], ttl)),
+                operator: format!(
+                    "Bearer {}",
+                    signer.token_for(&sub, &[platform::auth::TOPUP_SCOPE], ttl)
+                ),
             };
             (plan.user, tokens)
         })

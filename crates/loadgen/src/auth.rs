@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use devauth::Signer;
 use reqwest::header::HeaderValue;
 
-/// The operator scope: opening accounts with a balance.
-pub const TOPUP_SCOPE: &str = "payments:topup";
+/// The operator scope: opening accounts with a balance (the services' own constant).
+pub use platform::auth::TOPUP_SCOPE;
 
 /// What `--auth` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

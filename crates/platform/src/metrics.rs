@@ -234,10 +234,10 @@ pub struct Metrics {
     pub consumer: ConsumerMetrics,
     /// Business events.
     pub business: Family<EventLabels, Counter>,
-    /// Gateway: bearer tokens checked, by outcome.
-    pub auth: Family<AccessLabels, Counter>,
-    /// Gateway: requests refused with 429, by what was limited (`subject`, `ip`).
-    pub rate_limited: Family<AccessLabels, Counter>,
+    /// Gateway: bearer tokens checked, by outcome ([`Metrics::auth`]).
+    auth_decisions: Family<AccessLabels, Counter>,
+    /// Gateway: requests refused with 429, by what was limited ([`Metrics::rate_limited`]).
+    refused_by_limit: Family<AccessLabels, Counter>,
     /// Scrape-time state.
     pub state: StateGauges,
     refresh: Vec<Arc<dyn Refresh>>,
@@ -251,19 +251,19 @@ impl Metrics {
         let consumer = ConsumerMetrics::default();
         let business = Family::<EventLabels, Counter>::default();
         let state = StateGauges::default();
-        let auth = Family::<AccessLabels, Counter>::default();
-        let rate_limited = Family::<AccessLabels, Counter>::default();
+        let auth_decisions = Family::<AccessLabels, Counter>::default();
+        let refused_by_limit = Family::<AccessLabels, Counter>::default();
         let mut registry = Registry::default();
         registry.register(
             "auth_decisions",
             "Bearer tokens checked at the gateway, by outcome (ok, missing, expired, invalid, ...)",
-            auth.clone(),
+            auth_decisions.clone(),
         );
         registry.register(
             "rate_limited",
             "Requests refused with 429, by the limit spent (subject: per token subject; ip: per \
              client address without a valid token)",
-            rate_limited.clone(),
+            refused_by_limit.clone(),
         );
         registry.register(
             "http_requests",
@@ -342,8 +342,8 @@ impl Metrics {
             relay,
             consumer,
             business,
-            auth,
-            rate_limited,
+            auth_decisions,
+            refused_by_limit,
             state,
             refresh,
         }
@@ -358,12 +358,14 @@ impl Metrics {
 
     /// Counts one authentication outcome at the gateway.
     pub fn auth(&self, outcome: &'static str) {
-        self.auth.get_or_create(&AccessLabels { outcome }).inc();
+        self.auth_decisions
+            .get_or_create(&AccessLabels { outcome })
+            .inc();
     }
 
     /// Counts one request refused by the rate limit `by` (`subject`, `ip`).
     pub fn rate_limited(&self, by: &'static str) {
-        self.rate_limited
+        self.refused_by_limit
             .get_or_create(&AccessLabels { outcome: by })
             .inc();
     }

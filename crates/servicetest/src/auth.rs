@@ -23,6 +23,22 @@ pub fn user(user: uuid::Uuid, scopes: &[&str]) -> Identity {
     }
 }
 
+/// The identity headers the gateway would put on `method path` for `who`, signed now with
+/// [`TEST_SECRET`]; a test adds its own headers to them.
+pub fn signed(who: &Identity, method: &Method, path: &str) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let secret = InternalSecret::parse(TEST_SECRET).expect("test secret is long enough");
+    platform::auth::attach(
+        &mut headers,
+        &secret,
+        who,
+        method,
+        path,
+        platform::auth::now_unix(),
+    );
+    headers
+}
+
 impl ServiceUnderTest {
     /// Restarts the service with `AUTH=jwt` and [`TEST_SECRET`].
     pub async fn secure(&mut self) {
@@ -43,17 +59,7 @@ impl ServiceUnderTest {
             .client
             .request(method.clone(), format!("{}{path}", self.address));
         if let Some(who) = who {
-            let mut headers = reqwest::header::HeaderMap::new();
-            let secret = InternalSecret::parse(TEST_SECRET).expect("test secret is long enough");
-            platform::auth::attach(
-                &mut headers,
-                &secret,
-                who,
-                &method,
-                path,
-                platform::auth::now_unix(),
-            );
-            request = request.headers(headers);
+            request = request.headers(signed(who, &method, path));
         }
         if let Some(body) = body {
             request = request.json(body);

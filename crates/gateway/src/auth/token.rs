@@ -81,20 +81,28 @@ struct Claims {
 /// Checks tokens against one issuer's keys for one audience.
 pub struct Verifier {
     jwks: Arc<Jwks>,
-    issuer: String,
-    audience: String,
-    leeway_s: u64,
+    /// The checks for an RS256 key and for an ES256 key, built once: every request uses one.
+    rs256: Validation,
+    es256: Validation,
 }
 
 impl Verifier {
     /// A verifier of tokens `issuer` signed with `jwks`' keys for `audience`, allowing
     /// `leeway_s` seconds of clock difference on `exp` and `nbf`.
     pub fn new(jwks: Arc<Jwks>, issuer: String, audience: String, leeway_s: u64) -> Self {
+        let validation = |algorithm| {
+            let mut validation = Validation::new(algorithm);
+            validation.set_issuer(&[&issuer]);
+            validation.set_audience(&[&audience]);
+            validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            validation.leeway = leeway_s;
+            validation.validate_nbf = true;
+            validation
+        };
         Verifier {
             jwks,
-            issuer,
-            audience,
-            leeway_s,
+            rs256: validation(Algorithm::RS256),
+            es256: validation(Algorithm::ES256),
         }
     }
 
@@ -122,13 +130,13 @@ impl Verifier {
         if key.algorithm != head.alg {
             return Err(TokenError::Algorithm);
         }
-        let mut validation = Validation::new(key.algorithm);
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = self.leeway_s;
-        validation.validate_nbf = true;
-        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
+        // Keys are only ever RS256 or ES256 (jwks::usable), as the header was checked to be.
+        let validation = if key.algorithm == Algorithm::RS256 {
+            &self.rs256
+        } else {
+            &self.es256
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, validation)
             .map_err(|e| classify(e.kind()))?;
         if data.claims.sub.trim().is_empty() {
             return Err(TokenError::Claims);

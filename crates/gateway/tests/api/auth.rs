@@ -39,20 +39,7 @@ fn es256(dir: &std::path::Path) -> Signer {
 /// An RS256 signer from a 2048-bit key made by openssl.
 fn rs256(dir: &std::path::Path) -> Signer {
     let pem = dir.join("rsa.pem");
-    let status = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&pem)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "openssl genpkey");
+    devauth::generate_rsa(&pem).unwrap();
     Signer::from_file(&pem, Some("rsa-1"), ISSUER, AUDIENCE).unwrap()
 }
 

@@ -108,10 +108,7 @@ fn audit_entry<'a>(
         action,
         user_id: account.user_id,
         subject: caller.subject(),
-        scopes: match caller {
-            Caller::Anyone => String::new(),
-            Caller::User(identity) => identity.scopes.join(" "),
-        },
+        scopes: caller.scopes().join(" "),
         amount,
         balance_after: account.balance,
         request_id: request_id(req),

@@ -5,7 +5,7 @@
 use platform::auth::TOPUP_SCOPE;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use servicetest::auth::user;
+use servicetest::auth::{signed, user};
 use servicetest::{assert_error, body_json};
 use uuid::Uuid;
 
@@ -124,15 +124,7 @@ async fn only_operators_top_up_and_each_top_up_is_audited() {
         .client
         .post(format!("{}/accounts/topup", app.address))
         .headers({
-            let mut h = reqwest::header::HeaderMap::new();
-            platform::auth::attach(
-                &mut h,
-                &platform::auth::InternalSecret::parse(servicetest::auth::TEST_SECRET).unwrap(),
-                &operator,
-                &Method::POST,
-                "/accounts/topup",
-                platform::auth::now_unix(),
-            );
+            let mut h = signed(&operator, &Method::POST, "/accounts/topup");
             h.insert("x-request-id", "req-audit-1".parse().unwrap());
             h.insert(
                 "traceparent",

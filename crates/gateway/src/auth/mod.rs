@@ -9,6 +9,7 @@
 //!
 //! Invariant: no request reaches a service with an identity the gateway did not verify itself.
 
+pub mod cache;
 pub mod jwks;
 pub mod token;
 

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use platform::auth::Identity;
 
+use super::cache::{self, Verified};
 use super::jwks::Jwks;
 
 /// Why a request's token was refused; the message is safe to show the client.
@@ -73,6 +74,9 @@ impl TokenError {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    /// Checked by the library; kept to bound how long the verified token is remembered
+    /// (a NumericDate may have a fraction, RFC 7519 §2).
+    exp: f64,
     /// OAuth 2.0 scopes, space-separated.
     #[serde(default)]
     scope: Option<String>,
@@ -84,6 +88,9 @@ pub struct Verifier {
     /// The checks for an RS256 key and for an ES256 key, built once: every request uses one.
     rs256: Validation,
     es256: Validation,
+    leeway_s: u64,
+    /// Tokens that passed, by digest: a client's later requests skip the signature check.
+    verified: Verified,
 }
 
 impl Verifier {
@@ -103,6 +110,8 @@ impl Verifier {
             jwks,
             rs256: validation(Algorithm::RS256),
             es256: validation(Algorithm::ES256),
+            leeway_s,
+            verified: Verified::default(),
         }
     }
 
@@ -112,8 +121,13 @@ impl Verifier {
         self.verify(token).await
     }
 
-    /// Verifies one compact JWS.
+    /// Verifies one compact JWS (or finds it verified moments ago, see [`super::cache`]).
     pub async fn verify(&self, token: &str) -> Result<Identity, TokenError> {
+        let now = platform::auth::now_unix();
+        let digest = cache::digest(token);
+        if let Some(identity) = self.verified.get(&digest, now) {
+            return Ok(identity);
+        }
         let head = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             // An `alg` outside the library's list (`none`) fails the header's parse.
             ErrorKind::Json(_) if token_names_alg_none(token) => TokenError::Algorithm,
@@ -141,7 +155,7 @@ impl Verifier {
         if data.claims.sub.trim().is_empty() {
             return Err(TokenError::Claims);
         }
-        Ok(Identity {
+        let identity = Identity {
             subject: data.claims.sub,
             scopes: data
                 .claims
@@ -150,7 +164,12 @@ impl Verifier {
                 .split_whitespace()
                 .map(str::to_owned)
                 .collect(),
-        })
+        };
+        // Whole seconds, rounded down: the entry never outlives the token.
+        let valid_until = (data.claims.exp.max(0.0).floor() as u64).saturating_add(self.leeway_s);
+        self.verified
+            .insert(digest, identity.clone(), valid_until, now);
+        Ok(identity)
     }
 }
 

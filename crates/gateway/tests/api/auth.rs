@@ -294,6 +294,33 @@ async fn a_rotated_key_is_found_by_its_kid() {
     gw.shutdown.cancel();
 }
 
+/// A token verified once is remembered, but never past its own `exp`: the same token is
+/// refused as expired once that passes, although it was accepted moments before.
+#[tokio::test]
+async fn a_remembered_token_still_expires() {
+    let dir = scratch();
+    let ec = es256(&dir);
+    let mut auth = jwt(JwksSource::File(dir.join("jwks.json")));
+    if let AuthSettings::Jwt(settings) = &mut auth {
+        settings.leeway_s = 0;
+    }
+    let gw = gateway(auth, unlimited()).await;
+    let token = format!(
+        "Bearer {}",
+        ec.token_for(&Uuid::new_v4().to_string(), &[], Duration::from_secs(2))
+    );
+    for _ in 0..3 {
+        assert_eq!(get(&gw, Some(&token), &[]).await.status().as_u16(), 201);
+    }
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_401(
+        get(&gw, Some(&token), &[]).await,
+        "expired after being remembered",
+    )
+    .await;
+    gw.shutdown.cancel();
+}
+
 /// The JWKS may come from the provider's URL instead of a file.
 #[tokio::test]
 async fn the_jwks_can_come_from_a_url() {

@@ -15,12 +15,19 @@
 #            a three-node Kafka cluster is restarted node after node (two of three stay up)
 #   kill-broker-node N / start-broker-node N   SIGKILL node N (1..3) of the three-node Kafka
 #            cluster / start it again with its data and wait until it is ready (crates/faults)
+#   pg-primary  the node number (1..N) of the Patroni cluster's primary on stdout; exit 1 if none
+#   pg-nodes    one line per Patroni node: NODE NAME ROLE STATE TL LAG PID PORT API
+#   kill-pg-node N   SIGKILL of node N's Patroni, its postmaster and every process below them (a
+#            machine loss; returns at once)
+#   start-pg-node N  node N's Patroni again, data kept; returns once N streams from the primary
+#            and the primary has a synchronous standby (N rejoins after a failover by pg_rewind or
+#            a new copy; PG_REJOIN_TIMEOUT, 120 s), or N is the primary; prints how long it took
 #   scale    start/stop instances to match ORDERS_INSTANCES and PAYMENTS_INSTANCES (built
 #            binaries, running infrastructure), the gateway restarted to balance across them
 #   install  apt packages and the Kafka jars this needs (apt-get update only when something is
 #            missing); up, infra and test do it too (quietly; STACK_NO_INSTALL=1 skips it)
 #
-# State lives in .stack/ (pg, kafka, rabbitmq, nginx, logs/<component>.log, pids/, env, state);
+# State lives in .stack/ (pg, etcd, kafka, rabbitmq, nginx, logs/<component>.log, pids/, env, state);
 # Kafka's jars in dev/.cache/kafka-libs. `.stack/env` holds the URLs actually chosen: source it.
 #
 # External infrastructure: DATABASE_URL (an admin/server URL), KAFKA_BROKERS or AMQP_URL set
@@ -31,7 +38,7 @@
 # listens on the first one's port + 10(k-1), the gateway balances across them), BROKER, RUST_LOG,
 # STACK_PROFILE (debug), STACK_PROMETHEUS=1 (Prometheus on PROMETHEUS_PORT 9090 scraping the
 # gateway and every instance),
-# STACK_SKIP_BUILD=1, KAFKA_HEAP_OPTS, STOP_TIMEOUT (30 s), SERVICE_TIMEOUT (60 s).
+# STACK_SKIP_BUILD=1, KAFKA_HEAP_OPTS, STOP_TIMEOUT (30 s), SERVICE_TIMEOUT (60 s), PG_TIMEOUT (60 s).
 #
 # Authentication (dev/lib/auth.sh): AUTH=jwt|off for the three services. `up` defaults to
 # AUTH=off (the seed's curl walk-through works as written), `test` to AUTH=jwt for the whole run
@@ -55,6 +62,18 @@
 # Later commands find the node count in .stack/state; one layout runs at a time (down first).
 # `test` is meant for one node: tests that create replication-1 topics cannot write to them with
 # acks=all under the cluster's min.insync.replicas=2 (NOT_ENOUGH_REPLICAS).
+#
+# PG_NODES=2 (or 3; default 1): PostgreSQL 15 as a local Patroni 3 cluster (dev/lib/patroni.sh):
+# one etcd member as its DCS on ETCD_PORT (2379, peer port + 1; data .stack/etcd, log
+# .stack/logs/etcd.log), node k (1..N) with PostgreSQL on PG_PORT + 10(k-1) (5432/5442/5452) and
+# Patroni's REST API on PATRONI_PORT + k-1 (8008/8009/8010), config .stack/pg/node-k/patroni.yml,
+# data .stack/pg/node-k/data, log .stack/logs/postgres-k.log. Strict synchronous replication: a
+# commit is acknowledged once a standby has it, so with two nodes writes block while one is down.
+# `infra`/`up` wait for a primary, a streaming synchronous standby and a committed write; the URLs
+# in .stack/env list every node (libpq's postgres://postgres@H1:P1,H2:P2/DB?target_session_attrs=
+# read-write). Leader key ttl 20 s, loop_wait 2 s: a dead primary is replaced within ~22 s.
+# Later commands find the node count in .stack/state; one layout at a time (.stack/pg/data or
+# .stack/pg/node-*: clean first to switch). The fault round's PostgreSQL restart needs one node.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -77,6 +96,8 @@ EXT_AUTH=${AUTH:-}
 . "$ROOT/dev/lib/common.sh"
 # shellcheck source=dev/lib/postgres.sh
 . "$ROOT/dev/lib/postgres.sh"
+# shellcheck source=dev/lib/patroni.sh
+. "$ROOT/dev/lib/patroni.sh"
 # shellcheck source=dev/lib/kafka.sh
 . "$ROOT/dev/lib/kafka.sh"
 # shellcheck source=dev/lib/rabbitmq.sh
@@ -140,14 +161,17 @@ stop_component() {
 }
 
 # Processes still running from our private directories (by executable, so that a `tail` or an
-# editor looking at .stack/logs is never counted).
+# editor looking at .stack/logs is never counted). Patroni is a Python script: its comm is
+# `patroni`, or `python3` when started through the interpreter; only its command line counts (a
+# shell that sourced .stack/env passes our paths to every python3 it starts).
 leftovers() {
 	local dir pid comm
 	for dir in /proc/[0-9]*; do
 		pid=${dir#/proc/}
 		comm=$(cat "$dir/comm" 2>/dev/null) || continue
 		case $comm in
-		postgres | java | beam.smp | nginx | erl_child_setup | prometheus | devauth) alive "$pid" && proc_mentions "$pid" "$STACK/" && echo "$pid" ;;
+		postgres | java | beam.smp | nginx | erl_child_setup | prometheus | devauth | etcd) alive "$pid" && proc_mentions "$pid" "$STACK/" && echo "$pid" ;;
+		patroni | python3) alive "$pid" && cmdline_has "$pid" "$STACK/" && cmdline_has "$pid" patroni && echo "$pid" ;;
 		esac
 	done
 	local name
@@ -224,7 +248,7 @@ cmd_status() {
 
 cmd_logs() {
 	local files=() name
-	for name in postgres kafka kafka-1 kafka-2 kafka-3 rabbitmq "${ALL_SERVICES[@]}" devauth nginx prometheus; do
+	for name in postgres etcd postgres-1 postgres-2 postgres-3 kafka kafka-1 kafka-2 kafka-3 rabbitmq "${ALL_SERVICES[@]}" devauth nginx prometheus; do
 		[[ -e $LOGS/$name.log ]] && files+=("$LOGS/$name.log")
 	done
 	((${#files[@]})) || die "no logs yet in $LOGS (run: make up)"
@@ -248,6 +272,7 @@ install_prereqs() {
 	command -v c++ >/dev/null 2>&1 || pkgs+=(build-essential) # librdkafka's cmake build
 	command -v ss >/dev/null 2>&1 || pkgs+=(iproute2)
 	prometheus_wanted && pkgs+=(prometheus)
+	[[ ${PG_NODES:-1} == 1 ]] || pkgs+=(patroni etcd-server etcd-client python3-etcd)
 	command -v pgrep >/dev/null 2>&1 || pkgs+=(procps)
 	for p in "${pkgs[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -485,6 +510,16 @@ main() {
 	start-broker-node)
 		mkdir -p "$LOGS" "$PIDS"
 		kafka_node_start "${2:-}"
+		;;
+	pg-primary) pg_cluster_primary ;;
+	pg-nodes) pg_cluster_table ;;
+	kill-pg-node)
+		mkdir -p "$LOGS" "$PIDS"
+		pg_node_kill "${2:-}"
+		;;
+	start-pg-node)
+		mkdir -p "$LOGS" "$PIDS"
+		pg_node_start "${2:-}"
 		;;
 	scale) cmd_scale ;;
 	infra) cmd_infra ;;

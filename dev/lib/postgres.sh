@@ -1,5 +1,6 @@
 # shellcheck shell=bash disable=SC2034 # the *_V variables are read by dev/stack.sh
-# PostgreSQL 15: a private cluster in .stack/pg/data, or the external server of DATABASE_URL.
+# PostgreSQL 15: a private cluster in .stack/pg/data, or the external server of DATABASE_URL;
+# with PG_NODES=2|3 a local Patroni cluster instead (dev/lib/patroni.sh, sourced after this file).
 #
 # Sets DATABASE_URL_ORDERS, DATABASE_URL_PAYMENTS and TEST_DATABASE_URL (the admin URL that
 # integration tests use to CREATE/DROP their own databases). fsync and synchronous_commit stay
@@ -83,6 +84,11 @@ postgres_up() {
 		return 0
 	fi
 	[[ -x $PG_BIN/initdb ]] || die "postgres: $PG_BIN/initdb not found (run: dev/stack.sh install)"
+	pg_nodes_wanted
+	if ((PG_NODES_WANTED > 1)); then
+		pg_cluster_up
+		return 0
+	fi
 
 	local pid port t
 	if pid=$(postgres_pid); then
@@ -103,6 +109,7 @@ postgres_up() {
 		log "postgres ready in $(since "$t")s (pid $pid, 127.0.0.1:$port)"
 	fi
 	state_set PG_PORT "$port"
+	state_set PG_NODES 1
 	TEST_DATABASE_URL_V="postgres://postgres@127.0.0.1:$port/postgres"
 	postgres_ensure_databases "$TEST_DATABASE_URL_V"
 	DATABASE_URL_ORDERS_V="postgres://postgres@127.0.0.1:$port/orders"
@@ -111,6 +118,7 @@ postgres_up() {
 
 postgres_down() {
 	local pid t
+	pg_cluster_down
 	pid=$(postgres_pid) || return 0
 	t=$(clock)
 	if as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t "$STOP_TIMEOUT" stop \
@@ -124,7 +132,9 @@ postgres_down() {
 
 postgres_status() {
 	local pid port
-	if pid=$(postgres_pid); then
+	if [[ $(state_get PG_NODES) =~ ^[2-9]$ ]] && ! postgres_pid >/dev/null; then
+		pg_cluster_status
+	elif pid=$(postgres_pid); then
 		port=$(postgres_port)
 		if postgres_ready "$port"; then
 			status_line postgres running "$pid" "127.0.0.1:$port (accepting connections)"

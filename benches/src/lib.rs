@@ -26,6 +26,7 @@ pub fn brokers(client_id: &str) -> Result<Vec<Named>, String> {
         queues: 3,
         prefetch: 256,
         client_id: client_id.into(),
+        queue_type: Default::default(),
     });
     var("TEST_DATABASE_URL")?;
     Ok(vec![

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! exchange T/direct (direct) ──[routing key i]──► queue T/g/i of every group g, i in 0..N
-//!                                                  (classic, x-single-active-consumer)
+//!                                                  (x-single-active-consumer; classic, or quorum)
 //! ```
 //!
 //! - The publisher picks the queue: `i` = [`queue_for`] (a fixed hash of the message key, the
@@ -15,6 +15,13 @@
 //!   `message-key` header. (RabbitMQ's consistent-hash exchange is not used: it rebuilds its
 //!   ring in binding-recovery order when the node boots, which moves keys between queues while
 //!   their older messages still wait in the old ones — rabbitmq-server #3386.)
+//! - On a cluster every queue is a quorum queue (`RABBITMQ_QUEUE_TYPE=quorum`): replicated by
+//!   Raft over the nodes, a publish is confirmed only once a majority has written it, and the
+//!   queue survives the loss of a minority of nodes. A single node keeps classic durable queues
+//!   (the default): there is nothing to replicate to, and a single 3.10 node holding several
+//!   hundred quorum queues stopped answering after a few restarts here (docs/RELIABILITY.md).
+//!   `AMQP_URL` may list every node (comma-separated URLs); a connection goes to the first that
+//!   answers, starting with the one that answered last, so a lost node costs one reconnect.
 //! - `x-single-active-consumer` lets any number of instances subscribe to every queue while the
 //!   broker delivers each queue to one of them at a time, in order; the others take over when
 //!   it goes away. A plain shared queue with competing consumers would reorder one user.
@@ -28,6 +35,7 @@
 //!   reconnects and redeclares); [`Joined`] is cleared meanwhile, so `/health` says 503.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -60,8 +68,9 @@ const REPLY_SUCCESS: u16 = 200;
 /// Connection settings; defaults match the local stack.
 #[derive(Debug, Clone)]
 pub struct RabbitSettings {
-    /// `amqp://user:pass@host:port/vhost` (`AMQP_URL`); `?heartbeat=10` shortens the detection
-    /// of a half-open connection.
+    /// `amqp://user:pass@host:port/vhost` (`AMQP_URL`), or one such URL per node of a cluster,
+    /// comma-separated; `?heartbeat=10` on each shortens the detection of a half-open
+    /// connection.
     pub url: String,
     /// Queues per consumer group, the unit of order and of parallelism (`RABBITMQ_QUEUES`).
     /// Every process must use the same value: changing it moves keys between queues.
@@ -74,10 +83,45 @@ pub struct RabbitSettings {
     pub prefetch: u16,
     /// Identifies this process in the broker's connection list.
     pub client_id: String,
+    /// What the topology's queues are (`RABBITMQ_QUEUE_TYPE`); every process of a topology must
+    /// agree, the broker refuses a declaration of another type.
+    pub queue_type: QueueType,
+}
+
+/// The kind of queue the topology declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    /// Durable queues on one node: the single-node layout.
+    #[default]
+    Classic,
+    /// Raft-replicated queues: a confirm means a majority of the cluster wrote the message.
+    Quorum,
+}
+
+impl QueueType {
+    /// The `x-queue-type` argument.
+    fn as_arg(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
+}
+
+impl std::str::FromStr for QueueType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "classic" => Ok(QueueType::Classic),
+            "quorum" => Ok(QueueType::Quorum),
+            other => Err(format!("{other:?} is not a queue type (classic, quorum)")),
+        }
+    }
 }
 
 impl RabbitSettings {
-    /// Reads `AMQP_URL`, `RABBITMQ_QUEUES`, `RABBITMQ_PREFETCH`.
+    /// Reads `AMQP_URL`, `RABBITMQ_QUEUES`, `RABBITMQ_PREFETCH`, `RABBITMQ_QUEUE_TYPE`.
     pub fn from_env(client_id: &str) -> Result<Self, platform::config::ConfigError> {
         let queues: u16 = platform::config::var_or("RABBITMQ_QUEUES", 3)?;
         if queues == 0 {
@@ -92,6 +136,7 @@ impl RabbitSettings {
             queues,
             prefetch: platform::config::var_or("RABBITMQ_PREFETCH", 256)?,
             client_id: client_id.to_owned(),
+            queue_type: platform::config::var_or("RABBITMQ_QUEUE_TYPE", QueueType::Classic)?,
         })
     }
 }
@@ -124,13 +169,46 @@ fn broker_error(text: String) -> BusError {
     BusError::Broker(text.into())
 }
 
+/// The node of the URL list that answered last: where the next connection is tried first.
+static PREFERRED_NODE: AtomicUsize = AtomicUsize::new(0);
+
+/// Connects to the first node of `settings.url`'s list that answers, starting with the one that
+/// answered last; the error of the last node tried when none does.
 async fn connect(settings: &RabbitSettings) -> Result<Connection, BusError> {
-    let props =
-        ConnectionProperties::default().with_connection_name(settings.client_id.clone().into());
-    tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&settings.url, props))
-        .await
-        .map_err(|_| BusError::Timeout(CONNECT_TIMEOUT))?
-        .map_err(BusError::from)
+    let urls: Vec<&str> = settings
+        .url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Err(BusError::Config("AMQP_URL names no broker".into()));
+    }
+    let first = PREFERRED_NODE.load(Ordering::Relaxed) % urls.len();
+    let mut last = None;
+    for step in 0..urls.len() {
+        let index = (first + step) % urls.len();
+        let props =
+            ConnectionProperties::default().with_connection_name(settings.client_id.clone().into());
+        let attempt =
+            tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(urls[index], props))
+                .await
+                .map_err(|_| BusError::Timeout(CONNECT_TIMEOUT))
+                .and_then(|r| r.map_err(BusError::from));
+        match attempt {
+            Ok(connection) => {
+                PREFERRED_NODE.store(index, Ordering::Relaxed);
+                return Ok(connection);
+            }
+            Err(e) => {
+                if urls.len() > 1 {
+                    tracing::warn!(node = index + 1, error = %e, "RabbitMQ node not reachable; trying the next");
+                }
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| BusError::Config("AMQP_URL names no broker".into())))
 }
 
 fn durable_exchange() -> ExchangeDeclareOptions {
@@ -141,7 +219,12 @@ fn durable_exchange() -> ExchangeDeclareOptions {
 }
 
 /// Declares the exchange of `topic` and, for each group, its queues bound by index.
-async fn declare_topic(channel: &Channel, spec: &TopicSpec, queues: u16) -> Result<(), BusError> {
+async fn declare_topic(
+    channel: &Channel,
+    spec: &TopicSpec,
+    queues: u16,
+    queue_type: QueueType,
+) -> Result<(), BusError> {
     let exchange = topic_exchange(&spec.topic);
     channel
         .exchange_declare(
@@ -155,7 +238,7 @@ async fn declare_topic(channel: &Channel, spec: &TopicSpec, queues: u16) -> Resu
         let mut args = FieldTable::default();
         args.insert(
             "x-queue-type".into(),
-            AMQPValue::LongString("classic".into()),
+            AMQPValue::LongString(queue_type.as_arg().into()),
         );
         args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
         for index in 0..usize::from(queues) {
@@ -188,11 +271,11 @@ async fn declare_topic(channel: &Channel, spec: &TopicSpec, queues: u16) -> Resu
 async fn declare_all(
     connection: &Connection,
     topology: &[TopicSpec],
-    queues: u16,
+    settings: &RabbitSettings,
 ) -> Result<(), BusError> {
     let channel = connection.create_channel().await?;
     for spec in topology {
-        declare_topic(&channel, spec, queues).await?;
+        declare_topic(&channel, spec, settings.queues, settings.queue_type).await?;
     }
     channel.close(REPLY_SUCCESS, "declared".into()).await?;
     Ok(())
@@ -269,7 +352,7 @@ fn properties(message: &Message) -> BasicProperties {
 impl MessageBus for RabbitBus {
     async fn declare(&self, topology: &[TopicSpec]) -> Result<(), BusError> {
         let (connection, _) = self.publisher().await?;
-        declare_all(&connection, topology, self.settings.queues).await
+        declare_all(&connection, topology, &self.settings).await
     }
 
     async fn publish(&self, topic: &str, message: &Message) -> Result<(), BusError> {
@@ -409,12 +492,7 @@ impl RabbitSubscription {
     async fn attach(&mut self) -> Result<(), BusError> {
         let connection = Arc::new(connect(&self.settings).await?);
         let spec = TopicSpec::new(&self.topic, [&self.group]);
-        declare_all(
-            &connection,
-            std::slice::from_ref(&spec),
-            self.settings.queues,
-        )
-        .await?;
+        declare_all(&connection, std::slice::from_ref(&spec), &self.settings).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let mut readers = Vec::with_capacity(usize::from(self.settings.queues));
         for queue in 0..usize::from(self.settings.queues) {

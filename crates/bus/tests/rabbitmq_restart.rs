@@ -30,6 +30,7 @@ fn bus() -> RabbitBus {
         queues: 3,
         prefetch: 32,
         client_id: "restart-test".into(),
+        queue_type: Default::default(),
     })
 }
 

@@ -109,6 +109,7 @@ async fn rabbitmq_list_and_replay() {
         queues: 3,
         prefetch: 32,
         client_id: "dlq-test".into(),
+        queue_type: Default::default(),
     });
     list_and_replay("rabbitmq", std::sync::Arc::new(bus)).await;
 }

@@ -174,7 +174,8 @@ impl ApiError {
 /// Maps a database error: connection trouble — no connection in time, the socket, or the server
 /// saying it cannot take the work now (SQLSTATE class 08 connection exception, 53 insufficient
 /// resources such as too many connections, 57 operator intervention such as a shutdown or
-/// restart in progress) — is a 503 a client may retry; anything else a 500.
+/// restart in progress, 25006 a write on a server that turned standby in a failover) — is a
+/// 503 a client may retry; anything else a 500.
 #[cfg(feature = "db")]
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
@@ -207,7 +208,7 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => true,
         sqlx::Error::Database(db) => db
             .code()
-            .is_some_and(|c| matches!(c.get(..2), Some("08" | "53" | "57"))),
+            .is_some_and(|c| matches!(c.get(..2), Some("08" | "53" | "57")) || c == "25006"),
         _ => false,
     }
 }
@@ -357,15 +358,16 @@ mod tests {
     #[cfg(feature = "db")]
     #[tokio::test]
     async fn a_database_that_cannot_take_the_work_now_is_a_503_to_retry() {
-        // too many connections, admin shutdown, cannot connect now, connection failure
-        for code in ["53300", "57P01", "57P03", "08006"] {
+        // too many connections, admin shutdown, cannot connect now, connection failure, a
+        // write on a server a failover turned into a standby
+        for code in ["53300", "57P01", "57P03", "08006", "25006"] {
             let err: ApiError = sqlx::Error::Database(Box::new(Sqlstate(code))).into();
             let resp = envelope_response(err.into());
             assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{code}");
             assert_eq!(resp.headers()["retry-after"], "1", "{code}");
         }
         // a unique violation or a check violation is not the server being away
-        for code in ["23505", "23514", "22003"] {
+        for code in ["23505", "23514", "22003", "25001"] {
             let err: ApiError = sqlx::Error::Database(Box::new(Sqlstate(code))).into();
             let resp = envelope_response(err.into());
             assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR, "{code}");

@@ -65,6 +65,7 @@ impl Broker {
                 // on the broker handing over one message at a time.
                 prefetch: 32,
                 client_id: "bus-contract-test".into(),
+                queue_type: Default::default(),
             })),
         }
     }

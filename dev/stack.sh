@@ -12,9 +12,14 @@
 #   down     stops everything of ours in reverse order and checks that nothing is left
 #   status   what runs, where      logs     tail -F every log      clean    down + rm -rf .stack
 #   restart-broker  stop and start the local broker named by BROKER, data kept (a fault to test);
-#            a three-node Kafka cluster is restarted node after node (two of three stay up)
-#   kill-broker-node N / start-broker-node N   SIGKILL node N (1..3) of the three-node Kafka
-#            cluster / start it again with its data and wait until it is ready (crates/faults)
+#            a three-node Kafka or RabbitMQ cluster is restarted node after node (two of three up)
+#   kill-broker-node N / start-broker-node N   SIGKILL node N (1..3) of the three-node cluster of
+#            BROKER (kafka by default, or rabbitmq) / start it again with its data and wait until it
+#            is ready (RabbitMQ: back in the cluster) (crates/faults)
+#   partition-broker-node N / heal-broker-node N   cut node N of BROKER's three-node cluster off
+#            the other nodes and from clients with nftables on loopback (table inet
+#            orders_payments_faults, dev/lib/netfault.sh) / remove the cut and wait until the node
+#            is back (RabbitMQ: the cluster whole again). `down` heals everything first.
 #   pg-primary  the node number (1..N) of the Patroni cluster's primary on stdout; exit 1 if none
 #   pg-nodes    one line per Patroni node: NODE NAME ROLE STATE TL LAG PID PORT API
 #   kill-pg-node N   SIGKILL of node N's Patroni, its postmaster and every process below them (a
@@ -60,6 +65,10 @@
 # 9093/9103/9113), keeps its data in .stack/kafka/node-k, logs to .stack/logs/kafka-k.log;
 # KAFKA_BROKERS in .stack/env lists the three. KAFKA_NODE_HEAP_OPTS (-Xmx384m -Xms384m per node).
 # Later commands find the node count in .stack/state; one layout runs at a time (down first).
+# RABBITMQ_NODES=3 (default 1): RabbitMQ as a local three-node cluster rabbit-k@localhost, AMQP
+# on RABBITMQ_PORT + 10(k-1) (5672/5682/5692), data in .stack/rabbitmq/node-k, logs
+# .stack/logs/rabbitmq-k.log, cluster_partition_handling = pause_minority; AMQP_URL in .stack/env
+# lists the three URLs comma-separated (the services try them in order). Same one-layout rule.
 # `test` is meant for one node: tests that create replication-1 topics cannot write to them with
 # acks=all under the cluster's min.insync.replicas=2 (NOT_ENOUGH_REPLICAS).
 #
@@ -108,6 +117,8 @@ EXT_AUTH=${AUTH:-}
 . "$ROOT/dev/lib/auth.sh"
 # shellcheck source=dev/lib/prometheus.sh
 . "$ROOT/dev/lib/prometheus.sh"
+# shellcheck source=dev/lib/netfault.sh
+. "$ROOT/dev/lib/netfault.sh"
 
 status_line() { printf '%-10s %-9s %-8s %s\n' "$@"; }
 
@@ -209,6 +220,7 @@ cmd_down() {
 	local t pids pid
 	t=$(clock)
 	mkdir -p "$LOGS" "$PIDS"
+	netfault_down # a cut-off broker node could not be stopped cleanly
 	prometheus_down
 	nginx_down
 	devauth_down
@@ -226,6 +238,7 @@ cmd_down() {
 		pids=$(leftovers | sort -u)
 		[[ -z $pids ]] || die "processes of ours survived: $pids"
 	fi
+	netfault_table_exists && die "nft table inet $NETFAULT_TABLE survived"
 	log "stack down in $(since "$t")s; nothing of ours is running"
 }
 
@@ -242,13 +255,14 @@ cmd_status() {
 	devauth_status
 	nginx_status
 	prometheus_status
+	netfault_status
 	[[ -f $ENV_FILE ]] && echo "environment: $ENV_FILE"
 	return 0
 }
 
 cmd_logs() {
 	local files=() name
-	for name in postgres etcd postgres-1 postgres-2 postgres-3 kafka kafka-1 kafka-2 kafka-3 rabbitmq "${ALL_SERVICES[@]}" devauth nginx prometheus; do
+	for name in postgres etcd postgres-1 postgres-2 postgres-3 kafka kafka-1 kafka-2 kafka-3 rabbitmq rabbitmq-1 rabbitmq-2 rabbitmq-3 "${ALL_SERVICES[@]}" devauth nginx prometheus; do
 		[[ -e $LOGS/$name.log ]] && files+=("$LOGS/$name.log")
 	done
 	((${#files[@]})) || die "no logs yet in $LOGS (run: make up)"
@@ -337,13 +351,33 @@ cmd_restart_broker() {
 		fi
 		;;
 	rabbitmq)
-		rabbitmq_pid >/dev/null || die "restart-broker: no local RabbitMQ of ours runs"
-		rabbitmq_down
-		rabbitmq_up
+		if rabbitmq_cluster_any_running; then
+			rabbitmq_cluster_restart
+		else
+			rabbitmq_pid >/dev/null || die "restart-broker: no local RabbitMQ of ours runs"
+			rabbitmq_down
+			rabbitmq_up
+		fi
 		;;
 	*) die "restart-broker: unknown BROKER=$BROKER" ;;
 	esac
 	log "${BROKER:-kafka} restarted in $(since "$t")s"
+}
+
+# cmd_broker_node COMMAND N — a fault on node N of the three-node cluster of BROKER (kafka).
+cmd_broker_node() {
+	local cmd=$1 k=$2 broker=${BROKER:-kafka} t
+	t=$(clock)
+	case $broker:$cmd in
+	kafka:kill-broker-node) kafka_node_kill "$k" ;;
+	kafka:start-broker-node) kafka_node_start "$k" ;;
+	rabbitmq:kill-broker-node) rabbitmq_node_kill "$k" ;;
+	rabbitmq:start-broker-node) rabbitmq_node_start "$k" ;;
+	kafka:partition-broker-node | rabbitmq:partition-broker-node) netfault_partition "$broker" "$k" ;;
+	kafka:heal-broker-node | rabbitmq:heal-broker-node) netfault_heal "$broker" "$k" ;;
+	*) die "$cmd: unknown BROKER=$broker" ;;
+	esac
+	log "$cmd $k ($broker) done in $(since "$t")s"
 }
 
 # browser_tests — frontend/'s Chromium suite against the running stack; sets UI_RESULT.
@@ -503,13 +537,9 @@ main() {
 	logs) cmd_logs ;;
 	test) cmd_test ;;
 	restart-broker) cmd_restart_broker ;;
-	kill-broker-node)
+	kill-broker-node | start-broker-node | partition-broker-node | heal-broker-node)
 		mkdir -p "$LOGS" "$PIDS"
-		kafka_node_kill "${2:-}"
-		;;
-	start-broker-node)
-		mkdir -p "$LOGS" "$PIDS"
-		kafka_node_start "${2:-}"
+		cmd_broker_node "$cmd" "${2:-}"
 		;;
 	pg-primary) pg_cluster_primary ;;
 	pg-nodes) pg_cluster_table ;;

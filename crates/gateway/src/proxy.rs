@@ -231,8 +231,18 @@ impl ProxyError {
 }
 
 impl IntoResponse for ProxyError {
+    /// A 503 carries `Retry-After` like the services' own: the upstream is restarting or its
+    /// database failing over, and a client that waits a moment gets through.
     fn into_response(self) -> Response {
-        (self.status(), Json(self.envelope()).into_response()).into_response()
+        let status = self.status();
+        let mut resp = (status, Json(self.envelope()).into_response()).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(platform::error::RETRY_AFTER_SECS),
+            );
+        }
+        resp
     }
 }
 

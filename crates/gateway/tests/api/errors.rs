@@ -8,7 +8,8 @@ use crate::helpers::{
     spawn_gateway,
 };
 
-/// Nothing listens where orders should be: 503 UNAVAILABLE naming the service.
+/// Nothing listens where orders should be (an instance restarting, a failover): 503
+/// UNAVAILABLE naming the service, with the `Retry-After` the services' own 503 carries.
 #[tokio::test]
 async fn unreachable_upstream_is_503_envelope() {
     let payments = fake_upstream("payments").await;
@@ -16,6 +17,11 @@ async fn unreachable_upstream_is_503_envelope() {
 
     let resp = gw.get("/orders?user_id=x").await;
 
+    assert_eq!(
+        resp.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..]),
+        "503 says when to retry"
+    );
     assert_envelope(resp, 503, "UNAVAILABLE", "orders service is unavailable").await;
 }
 

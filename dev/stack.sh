@@ -136,6 +136,7 @@ write_env() {
 			env_line KAFKA_MIN_INSYNC_REPLICAS "$KAFKA_MIN_INSYNC_V"
 		fi
 		env_line AMQP_URL "$AMQP_URL_V"
+		[[ -z $RABBITMQ_QUEUE_TYPE_V ]] || env_line RABBITMQ_QUEUE_TYPE "$RABBITMQ_QUEUE_TYPE_V"
 		env_line GATEWAY_URL "http://127.0.0.1:$GATEWAY_PORT"
 		env_line ORDERS_URL "http://127.0.0.1:$ORDERS_PORT"
 		env_line PAYMENTS_URL "http://127.0.0.1:$PAYMENTS_PORT"
@@ -287,6 +288,7 @@ install_prereqs() {
 	command -v ss >/dev/null 2>&1 || pkgs+=(iproute2)
 	prometheus_wanted && pkgs+=(prometheus)
 	[[ ${PG_NODES:-1} == 1 ]] || pkgs+=(patroni etcd-server etcd-client python3-etcd)
+	[[ ${RABBITMQ_NODES:-1} == 1 && ${KAFKA_NODES:-1} == 1 ]] || pkgs+=(nftables) # partition-broker-node
 	command -v pgrep >/dev/null 2>&1 || pkgs+=(procps)
 	for p in "${pkgs[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -404,6 +406,7 @@ loadgen_smoke() {
 		--pgbench-seconds 0 --settle-timeout-s 60 &&
 		cargo run -q -p loadgen --bin stream-probe -- --orders 5 --idle-streams 10 --window-s 1) || rc=$?
 	LOAD_RESULT="$( ((rc == 0)) && echo passed || echo "FAILED (exit $rc)") in $(since "$t")s"
+	((rc == 0)) || failure_context
 	return "$rc"
 }
 
@@ -469,12 +472,28 @@ fault_round() {
 	return "$rc"
 }
 
+# failure_context — after a failed phase, what the stack's services last warned about and where
+# their pipelines stand (CI keeps this output, not .stack/logs).
+failure_context() {
+	local name f
+	for name in "${SERVICES[@]}"; do
+		f=$LOGS/$name.log
+		[[ -f $f ]] || continue
+		warn "$name: its last WARN/ERROR lines ($f)"
+		grep -E '"level":"(WARN|ERROR)"' "$f" | tail -n 15 | cut -c1-400 >&2 || true
+		warn "$name: its backlog (/metrics)"
+		curl -s -m 3 "http://127.0.0.1:$(service_port "$name")/metrics" |
+			grep -E '^(outbox_pending_rows|outbox_oldest_pending_age_seconds|consumer_lag_messages|outbox_publish_errors_total|consumer_messages_total)' >&2 || true
+	done
+}
+
 # cargo_test ARGS... — cargo test from the root, timed; sets CARGO_RESULT.
 cargo_test() {
 	local t rc=0
 	t=$(clock)
 	(cd "$ROOT" && cargo test "$@") || rc=$?
 	CARGO_RESULT="$( ((rc == 0)) && echo passed || echo "FAILED (exit $rc)") in $(since "$t")s"
+	((rc == 0)) || failure_context
 	return "$rc"
 }
 

@@ -236,10 +236,11 @@ pg_cluster_url() {
 	printf 'postgres://postgres@%s/%s?target_session_attrs=read-write' "${hosts[*]}" "$1"
 }
 
-# pg_write_ok URL — a transaction commits: txid_current() takes a transaction id, so the commit
-# waits for the synchronous standby's confirmation (a strict primary without one hangs: timeout).
+# pg_write_ok URL — a write commits: a temporary table writes catalog WAL, so its commit waits
+# for the synchronous standby (a strict primary without one hangs: timeout). `SELECT
+# txid_current()` would not do: a transaction that wrote no WAL commits without waiting.
 pg_write_ok() {
-	PGCONNECT_TIMEOUT=5 timeout 10 "$PG_BIN/psql" "$1" -XtAqc 'SELECT txid_current()' >/dev/null 2>&1
+	PGCONNECT_TIMEOUT=5 timeout 10 "$PG_BIN/psql" "$1" -XtAqc 'CREATE TEMP TABLE write_probe (x int)' >/dev/null 2>&1
 }
 
 # ---------------------------------------------------------------- nodes

@@ -88,6 +88,7 @@ rabbitmq_url() {
 		AMQP_URL_V=$(amqp_url_for "$(state_get RABBITMQ_PORT)")
 	elif rabbitmq_cluster_any_running; then
 		AMQP_URL_V=$(rabbitmq_cluster_urls)
+		rabbitmq_cluster_queue_type
 	else
 		AMQP_URL_V=$(amqp_url_for "${RABBITMQ_PORT:-5672}")
 	fi
@@ -409,6 +410,16 @@ rabbitmq_cluster_start() {
 		RMQ_T0=$(clock)
 	fi
 	AMQP_URL_V=$(rabbitmq_cluster_urls)
+	rabbitmq_cluster_queue_type
+}
+
+# rabbitmq_cluster_queue_type — the cluster's services declare quorum queues (replicated on the
+# three nodes, confirmed after a majority wrote): RABBITMQ_QUEUE_TYPE for the services this
+# command starts and in .stack/env.
+RABBITMQ_QUEUE_TYPE_V=""
+rabbitmq_cluster_queue_type() {
+	RABBITMQ_QUEUE_TYPE_V=quorum
+	export RABBITMQ_QUEUE_TYPE=$RABBITMQ_QUEUE_TYPE_V
 }
 
 rmq_node_ready() { tcp_open 127.0.0.1 "$(rmq_node_port "$1")" && rmq_ctl "$1" status >/dev/null 2>&1; }

@@ -173,8 +173,9 @@ fn broker_error(text: String) -> BusError {
 static PREFERRED_NODE: AtomicUsize = AtomicUsize::new(0);
 
 /// Connects to the first node of `settings.url`'s list that answers, starting with the one that
-/// answered last; the error of the last node tried when none does.
-async fn connect(settings: &RabbitSettings) -> Result<Connection, BusError> {
+/// answered last; the error of the last node tried when none does. Public for tools that manage
+/// a topology outside the trait (the fault harness deletes its run's queues).
+pub async fn connect(settings: &RabbitSettings) -> Result<Connection, BusError> {
     let urls: Vec<&str> = settings
         .url
         .split(',')

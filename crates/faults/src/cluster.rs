@@ -15,8 +15,7 @@ use anyhow::{Context, bail};
 use bus::TopicSpec;
 use bus::connect::BrokerKind;
 use bus::consumer::dlq_spec;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgPool};
 use tokio::process::{Child, Command};
 
 use crate::toxi::{Toxiproxy, spawn_logged};
@@ -40,6 +39,9 @@ pub struct Config {
     pub service_log: String,
     /// How the spawned services authenticate ([`AuthEnv::from_env`]).
     pub auth: AuthEnv,
+    /// `RABBITMQ_QUEUE_TYPE` of the stack (quorum on its three-node cluster): every process of
+    /// a topology must declare its queues alike.
+    pub rabbitmq_queue_type: Option<String>,
 }
 
 /// The authentication settings the harness's own processes run with: the stack's, so a round
@@ -118,40 +120,99 @@ impl AuthEnv {
     }
 }
 
-/// Kafka nodes of the stack's three-node cluster (`KAFKA_NODES=3 dev/stack.sh up`).
-pub const KAFKA_CLUSTER_NODES: u64 = 3;
+/// Nodes of the stack's three-node broker clusters (`KAFKA_NODES=3` / `RABBITMQ_NODES=3`).
+pub const BROKER_CLUSTER_NODES: u64 = 3;
+
+/// The entries of a comma-separated list (`KAFKA_BROKERS`, `AMQP_URL`).
+fn list_len(list: &str) -> usize {
+    list.split(',').filter(|a| !a.trim().is_empty()).count()
+}
 
 impl Config {
+    /// The last value of `key` in `.stack/state` (the layout `dev/stack.sh` started).
+    fn stack_state(&self, key: &str) -> Option<String> {
+        let state = std::fs::read_to_string(self.root.join(".stack/state")).unwrap_or_default();
+        let prefix = format!("{key}=");
+        state
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .next_back()
+            .map(str::to_owned)
+    }
+
+    /// The admin URL lists several PostgreSQL hosts (libpq's multi-host form): the services
+    /// follow the primary themselves, so no single-upstream proxy may stand in between.
+    pub fn db_replicated(&self) -> bool {
+        platform::db::url::DbUrl::parse(&self.admin_url).is_ok_and(|u| u.hosts().len() > 1)
+    }
+
+    /// The database is the stack's own Patroni cluster (`PG_NODES` ≥ 2 in `.stack/state`),
+    /// whose nodes `dev/stack.sh kill-pg-node` / `start-pg-node` can kill and start.
+    pub fn stack_pg_cluster(&self) -> bool {
+        self.db_replicated()
+            && self
+                .stack_state("PG_NODES")
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n >= 2)
+    }
+
+    /// The REST API address of each node of the stack's Patroni cluster, by node number
+    /// (`PATRONI_PORT` + k-1, as dev/lib/patroni.sh lays them out).
+    pub fn patroni_apis(&self) -> Vec<(u32, String)> {
+        let nodes: u32 = self
+            .stack_state("PG_NODES")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let Some(base) = self
+            .stack_state("PATRONI_PORT")
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            return Vec::new();
+        };
+        (1..=nodes)
+            .map(|k| (k, format!("http://127.0.0.1:{}", base + k - 1)))
+            .collect()
+    }
+
+    /// A RabbitMQ run on several nodes: `AMQP_URL` lists more than one.
+    pub fn rabbit_replicated(&self) -> bool {
+        self.broker == BrokerKind::RabbitMq && list_len(&self.amqp_url) > 1
+    }
+
+    /// The broker is the stack's own three-node cluster of this run's kind, whose nodes
+    /// `dev/stack.sh kill-broker-node` / `partition-broker-node` act on.
+    pub fn stack_broker_cluster(&self) -> bool {
+        let three = Some(BROKER_CLUSTER_NODES.to_string());
+        match self.broker {
+            BrokerKind::Kafka => self.stack_kafka_cluster(),
+            BrokerKind::RabbitMq => {
+                list_len(&self.amqp_url) == BROKER_CLUSTER_NODES as usize
+                    && self.stack_state("RABBITMQ_NODES") == three
+            }
+        }
+    }
+
     /// A Kafka run on a cluster of at least three brokers: `KAFKA_BROKERS` lists three addresses
     /// or more. The run's topics are then created as the stack's cluster creates them
     /// (replication factor 3, `min.insync.replicas` 2), so one broker may die without losing an
     /// acknowledged message.
     pub fn kafka_replicated(&self) -> bool {
         self.broker == BrokerKind::Kafka
-            && self
-                .kafka_brokers
-                .split(',')
-                .filter(|a| !a.trim().is_empty())
-                .count()
-                >= KAFKA_CLUSTER_NODES as usize
+            && list_len(&self.kafka_brokers) >= BROKER_CLUSTER_NODES as usize
     }
 
     /// The brokers are the stack's own three-node cluster (`.stack/state` says `KAFKA_NODES=3`),
     /// whose nodes `dev/stack.sh kill-broker-node` / `start-broker-node` can kill and start: only
     /// then is "kill one broker of three" injected (an external cluster is not ours to kill).
     pub fn stack_kafka_cluster(&self) -> bool {
-        let state = std::fs::read_to_string(self.root.join(".stack/state")).unwrap_or_default();
-        let nodes = state
-            .lines()
-            .filter_map(|l| l.strip_prefix("KAFKA_NODES="))
-            .next_back();
-        self.kafka_replicated() && nodes == Some(&KAFKA_CLUSTER_NODES.to_string())
+        self.kafka_replicated()
+            && self.stack_state("KAFKA_NODES") == Some(BROKER_CLUSTER_NODES.to_string())
     }
 
     /// Replication factor and `min.insync.replicas` of the run's Kafka topics.
     pub fn kafka_replication(&self) -> (i32, Option<i32>) {
         if self.kafka_replicated() {
-            (KAFKA_CLUSTER_NODES as i32, Some(2))
+            (BROKER_CLUSTER_NODES as i32, Some(2))
         } else {
             (1, None)
         }
@@ -319,13 +380,6 @@ fn via_port(url: &str, port: u16) -> anyhow::Result<String> {
     Ok(u.to_string())
 }
 
-/// `url` naming database `db`.
-fn with_database(url: &str, db: &str) -> anyhow::Result<String> {
-    let mut u = reqwest::Url::parse(url).with_context(|| format!("parse {url}"))?;
-    u.set_path(&format!("/{db}"));
-    Ok(u.to_string())
-}
-
 /// `host:port` of `url`, with `default_port` when it names none.
 fn host_port(url: &str, default_port: u16) -> anyhow::Result<String> {
     let u = reqwest::Url::parse(url).with_context(|| format!("parse {url}"))?;
@@ -371,7 +425,7 @@ impl Cluster {
                 );
             }
         }
-        let mut admin = PgConnection::connect(&self.config.admin_url)
+        let mut admin = platform::db::connect_one(&self.config.admin_url)
             .await
             .context("connect to the admin database URL")?;
         for db in [self.names.orders_db.clone(), self.names.payments_db.clone()] {
@@ -382,8 +436,10 @@ impl Cluster {
             self.created_dbs.push(db);
         }
         admin.close().await?;
-        let orders_url = with_database(&self.config.admin_url, &self.names.orders_db)?;
-        let payments_url = with_database(&self.config.admin_url, &self.names.payments_db)?;
+        let orders_url =
+            platform::db::url::with_database(&self.config.admin_url, &self.names.orders_db)?;
+        let payments_url =
+            platform::db::url::with_database(&self.config.admin_url, &self.names.payments_db)?;
         // Migrate once, before two instances would race to.
         self.migrate(Role::Orders, &orders_url).await?;
         self.migrate(Role::Payments, &payments_url).await?;
@@ -394,13 +450,18 @@ impl Cluster {
         for (role, url) in [(Role::Orders, &orders_url), (Role::Payments, &payments_url)] {
             for index in 1..=2 {
                 let name = format!("{}-{index}", role.binary());
+                // A proxy has one upstream: a replicated database or broker is followed across
+                // its nodes by the services themselves and faulted by node instead.
                 let proxied = index == 1 && self.toxiproxy.is_some();
-                let database_url = if proxied {
+                let database_url = if proxied && !self.config.db_replicated() {
                     self.proxy(&name, Link::Database, url, 5432).await?
                 } else {
                     url.clone()
                 };
-                let amqp_url = if proxied && self.config.broker == BrokerKind::RabbitMq {
+                let amqp_url = if proxied
+                    && self.config.broker == BrokerKind::RabbitMq
+                    && !self.config.rabbit_replicated()
+                {
                     self.proxy(&name, Link::Broker, &self.config.amqp_url.clone(), 5672)
                         .await?
                 } else {
@@ -509,15 +570,21 @@ impl Cluster {
             BrokerKind::Kafka => "kafka",
             BrokerKind::RabbitMq => "rabbitmq",
         };
-        let mut amqp = amqp_url.to_owned();
-        if !amqp.contains("heartbeat=") {
-            // A partitioned connection is noticed within seconds instead of the default minute.
-            amqp.push_str(if amqp.contains('?') {
-                "&heartbeat=5"
-            } else {
-                "?heartbeat=5"
-            });
-        }
+        // A partitioned connection is noticed within seconds instead of the default minute.
+        let amqp = amqp_url
+            .split(',')
+            .map(|url| {
+                let url = url.trim();
+                if url.contains("heartbeat=") {
+                    url.to_owned()
+                } else if url.contains('?') {
+                    format!("{url}&heartbeat=5")
+                } else {
+                    format!("{url}?heartbeat=5")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",");
         let n = &self.names;
         let mut env: Vec<(String, String)> = [
             ("DATABASE_URL", database_url),
@@ -536,6 +603,9 @@ impl Cluster {
         if let (replication, Some(min_insync)) = self.config.kafka_replication() {
             env.push(("KAFKA_REPLICATION".into(), replication.to_string()));
             env.push(("KAFKA_MIN_INSYNC_REPLICAS".into(), min_insync.to_string()));
+        }
+        if let Some(queue_type) = &self.config.rabbitmq_queue_type {
+            env.push(("RABBITMQ_QUEUE_TYPE".into(), queue_type.clone()));
         }
         env.extend(self.config.auth.vars.iter().cloned());
         if role == Role::Orders {
@@ -744,7 +814,7 @@ impl Cluster {
         if self.created_dbs.is_empty() {
             return Ok(());
         }
-        let mut admin = PgConnection::connect(&self.config.admin_url).await?;
+        let mut admin = platform::db::connect_one(&self.config.admin_url).await?;
         for db in std::mem::take(&mut self.created_dbs) {
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
@@ -778,11 +848,9 @@ impl Cluster {
             }
             BrokerKind::RabbitMq => {
                 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-                let connection = lapin::Connection::connect(
-                    &self.config.amqp_url,
-                    lapin::ConnectionProperties::default(),
-                )
-                .await?;
+                let mut settings = bus::rabbitmq::RabbitSettings::from_env("faults-teardown")?;
+                settings.url = self.config.amqp_url.clone();
+                let connection = bus::rabbitmq::connect(&settings).await?;
                 let queues: u16 = std::env::var("RABBITMQ_QUEUES")
                     .ok()
                     .and_then(|v| v.parse().ok())
@@ -818,12 +886,9 @@ impl Cluster {
     }
 }
 
-/// A small pool on `url`.
+/// A small pool on `url`, following the primary of a replicated database as the services do.
 async fn pool(url: &str) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
-        .max_connections(4)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
+    platform::db::connect(url, 4)
         .await
         .with_context(|| format!("connect to {url}"))
 }

@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use crate::cluster::{Cluster, Exit, KAFKA_CLUSTER_NODES, Link, Role};
+use crate::cluster::{BROKER_CLUSTER_NODES, Cluster, Exit, Link, Role};
 use crate::rng::Rng;
 use crate::workload::Counters;
 
@@ -49,9 +49,17 @@ pub enum FaultKind {
     BrokerDelay,
     /// The proxied instance's RabbitMQ connection cut and refused for 1–4 s.
     BrokerPartition,
-    /// kill -9 of one Kafka node of the stack's three, down 2–6 s, then started again: the
-    /// cluster must carry on on two (replication 3, min ISR 2) and lose nothing acknowledged.
+    /// kill -9 of one node of the stack's three-node broker cluster, down 2–6 s, then started
+    /// again: the cluster must carry on on two (Kafka replication 3 with min ISR 2, RabbitMQ
+    /// quorum queues) and lose nothing acknowledged.
     KillBrokerNode,
+    /// One node of the stack's three-node broker cluster cut off from the other two and from
+    /// every client (nftables), for 2–6 s once the others noticed, then healed.
+    PartitionBrokerNode,
+    /// kill -9 of the PostgreSQL primary of the stack's Patroni cluster (its Patroni and every
+    /// PostgreSQL process): the synchronous standby is promoted, the services follow it, and the
+    /// old primary rejoins as a standby.
+    KillPgPrimary,
 }
 
 impl FaultKind {
@@ -70,7 +78,17 @@ impl FaultKind {
             FaultKind::BrokerDelay => "broker latency",
             FaultKind::BrokerPartition => "broker partition",
             FaultKind::KillBrokerNode => "kill -9 one broker of three",
+            FaultKind::PartitionBrokerNode => "partition one broker of three",
+            FaultKind::KillPgPrimary => "kill -9 postgres primary",
         }
+    }
+
+    /// A node-level fault of the replicated infrastructure: `--ha-weight` repeats it per round.
+    pub fn is_node_fault(self) -> bool {
+        matches!(
+            self,
+            FaultKind::KillBrokerNode | FaultKind::PartitionBrokerNode | FaultKind::KillPgPrimary
+        )
     }
 }
 
@@ -91,6 +109,20 @@ pub struct FaultRecord {
     pub injected: bool,
     /// Details (pause length, messages re-published, time to healthy, errors).
     pub note: String,
+    /// A primary kill: from the kill until another node was the primary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promoted_s: Option<f64>,
+    /// A primary kill: from the kill until a write committed again (on a two-node cluster in
+    /// strict synchronous mode this includes the old primary's rejoin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writes_back_s: Option<f64>,
+}
+
+/// What a primary kill measured, beyond its note.
+#[derive(Debug, Default)]
+struct Failover {
+    promoted_s: Option<f64>,
+    writes_back_s: Option<f64>,
 }
 
 /// Runs the schedule against a cluster.
@@ -132,8 +164,11 @@ pub fn available(cluster: &Cluster) -> Vec<FaultKind> {
     if cluster.proxies.iter().any(|p| p.link == Link::Broker) {
         kinds.extend([FaultKind::BrokerDelay, FaultKind::BrokerPartition]);
     }
-    if cluster.config.stack_kafka_cluster() {
-        kinds.push(FaultKind::KillBrokerNode);
+    if cluster.config.stack_broker_cluster() {
+        kinds.extend([FaultKind::KillBrokerNode, FaultKind::PartitionBrokerNode]);
+    }
+    if cluster.config.stack_pg_cluster() {
+        kinds.push(FaultKind::KillPgPrimary);
     }
     kinds
 }
@@ -143,17 +178,28 @@ fn pg_data(root: &Path) -> std::path::PathBuf {
     root.join(".stack/pg/data")
 }
 
-/// `faults` faults over a stream of `orders` orders: every available kind once per round
-/// (shuffled), at sorted random tickets in 5–92 % of the stream.
+/// `faults` faults over a stream of `orders` orders: every available kind once per round, a
+/// node fault `node_weight` times (shuffled), at sorted random tickets in 5–92 % of the stream.
 pub fn schedule(
     rng: &mut Rng,
     kinds: &[FaultKind],
+    node_weight: usize,
     faults: usize,
     orders: u64,
 ) -> Vec<(u64, FaultKind)> {
     let mut picks = Vec::with_capacity(faults);
     while picks.len() < faults && !kinds.is_empty() {
-        let mut round = kinds.to_vec();
+        let mut round: Vec<FaultKind> = kinds
+            .iter()
+            .flat_map(|k| {
+                let n = if k.is_node_fault() {
+                    node_weight.max(1)
+                } else {
+                    1
+                };
+                std::iter::repeat_n(*k, n)
+            })
+            .collect();
         rng.shuffle(&mut round);
         picks.extend(round);
     }
@@ -179,6 +225,9 @@ pub fn bus_for(cluster: &Cluster) -> anyhow::Result<Arc<dyn MessageBus>> {
         BrokerKind::RabbitMq => {
             let mut settings = RabbitSettings::from_env("faults-redeliver")?;
             settings.url = c.amqp_url.clone();
+            if let Some(queue_type) = &c.rabbitmq_queue_type {
+                settings.queue_type = queue_type.parse().map_err(anyhow::Error::msg)?;
+            }
             Arc::new(RabbitBus::new(settings))
         }
     })
@@ -257,6 +306,7 @@ impl Injector {
         let at_s = self.start.elapsed().as_secs_f64();
         let at_order = self.counters.tickets.load(Ordering::SeqCst);
         let began = Instant::now();
+        let mut failover = Failover::default();
         let (target, result) = match kind {
             FaultKind::KillOrders => self.kill(cluster, Role::Orders).await,
             FaultKind::KillPayments => self.kill(cluster, Role::Payments).await,
@@ -268,6 +318,15 @@ impl Injector {
             ),
             FaultKind::PostgresRestart => ("postgres".into(), restart_postgres(cluster).await),
             FaultKind::KillBrokerNode => self.kill_broker_node(cluster).await,
+            FaultKind::PartitionBrokerNode => self.partition_broker_node(cluster).await,
+            FaultKind::KillPgPrimary => {
+                let (target, result) = self.kill_pg_primary(cluster).await;
+                let result = result.map(|(note, measured)| {
+                    failover = measured;
+                    note
+                });
+                (target, result)
+            }
             FaultKind::Redeliver => ("both outboxes".into(), self.redeliver(cluster).await),
             FaultKind::DatabaseDelay | FaultKind::BrokerDelay => {
                 let link = link_of(kind);
@@ -290,6 +349,8 @@ impl Injector {
             took_s: began.elapsed().as_secs_f64(),
             injected,
             note,
+            promoted_s: failover.promoted_s,
+            writes_back_s: failover.writes_back_s,
         }
     }
 
@@ -320,23 +381,135 @@ impl Injector {
         (name, result)
     }
 
-    /// kill -9 of a random node of the stack's Kafka cluster (`dev/stack.sh kill-broker-node`),
-    /// 2–6 s down while orders flow, then `start-broker-node` (data kept; returns once ready).
+    /// kill -9 of a random node of the stack's broker cluster (`dev/stack.sh
+    /// kill-broker-node`), 2–6 s down while orders flow, then `start-broker-node` (data kept;
+    /// returns once ready and, for RabbitMQ, back in the cluster).
     async fn kill_broker_node(&mut self, cluster: &Cluster) -> (String, anyhow::Result<String>) {
-        let node = self.rng.range(1, KAFKA_CLUSTER_NODES).to_string();
+        let broker = broker_name(cluster);
+        let node = self.rng.range(1, BROKER_CLUSTER_NODES).to_string();
         let down = self.rng.range(2000, 6000);
         let result = async {
-            stack_sh(cluster, &["kill-broker-node", &node], "kafka").await?;
+            stack_sh(cluster, &["kill-broker-node", &node], broker).await?;
             tokio::time::sleep(Duration::from_millis(down)).await;
             let began = Instant::now();
-            stack_sh(cluster, &["start-broker-node", &node], "kafka").await?;
+            stack_sh(cluster, &["start-broker-node", &node], broker).await?;
             anyhow::Ok(format!(
                 "down {down} ms, ready {:.1} s after restart",
                 began.elapsed().as_secs_f64()
             ))
         }
         .await;
-        (format!("kafka-{node}"), result)
+        (format!("{broker}-{node}"), result)
+    }
+
+    /// A random node of the stack's broker cluster cut off (`partition-broker-node`, which
+    /// returns once the other nodes noticed), 2–6 s more, then healed (`heal-broker-node`
+    /// returns once the cluster is whole). A failed cut is healed all the same.
+    async fn partition_broker_node(
+        &mut self,
+        cluster: &Cluster,
+    ) -> (String, anyhow::Result<String>) {
+        let broker = broker_name(cluster);
+        let node = self.rng.range(1, BROKER_CLUSTER_NODES).to_string();
+        let hold = self.rng.range(2000, 6000);
+        let began = Instant::now();
+        let cut = stack_sh(cluster, &["partition-broker-node", &node], broker).await;
+        let noticed = began.elapsed().as_secs_f64();
+        if cut.is_ok() {
+            tokio::time::sleep(Duration::from_millis(hold)).await;
+        }
+        let healing = Instant::now();
+        let healed = stack_sh(cluster, &["heal-broker-node", &node], broker).await;
+        let result = cut.and(healed).map(|()| {
+            format!(
+                "noticed {noticed:.1} s after the cut, held {hold} ms more, whole {:.1} s after the heal",
+                healing.elapsed().as_secs_f64()
+            )
+        });
+        (format!("{broker}-{node}"), result)
+    }
+
+    /// kill -9 of the Patroni cluster's primary (`kill-pg-node`), a write probe through the
+    /// multi-host URL meanwhile; once another node is the primary and 0–2 s later, the old one
+    /// started again (`start-pg-node` returns once it streams as the synchronous standby).
+    async fn kill_pg_primary(
+        &mut self,
+        cluster: &Cluster,
+    ) -> (String, anyhow::Result<(String, Failover)>) {
+        let apis = cluster.config.patroni_apis();
+        let Some(old) = pg_primary(&apis).await else {
+            return (
+                "postgres primary".into(),
+                Err(anyhow::anyhow!("no Patroni node answers as the primary")),
+            );
+        };
+        let old = old.to_string();
+        let wait = self.rng.range(0, 2000);
+        let admin = cluster.config.admin_url.clone();
+        let result = async {
+            let old_port = server_port(&admin).await?;
+            stack_sh(cluster, &["kill-pg-node", &old], broker_name(cluster)).await?;
+            let killed = Instant::now();
+            // What a client sees: the first connection to another writable server (the
+            // promotion), then the first commit there (on a two-node cluster in strict mode that
+            // needs the old primary back as its standby). Every attempt is bounded: a strict
+            // primary without its standby blocks commits.
+            let (promoted_tx, promoted_rx) = tokio::sync::oneshot::channel();
+            let probe = tokio::spawn(async move {
+                let mut promoted_tx = Some(promoted_tx);
+                loop {
+                    let attempt = tokio::time::timeout(Duration::from_secs(3), async {
+                        let mut conn = platform::db::connect_one(&admin).await?;
+                        let port: i32 = sqlx::query_scalar("SELECT inet_server_port()")
+                            .fetch_one(&mut conn)
+                            .await?;
+                        if port != old_port
+                            && let Some(tx) = promoted_tx.take()
+                        {
+                            let _ = tx.send((port, killed.elapsed()));
+                        }
+                        // Catalog WAL, so the commit waits for the synchronous standby (a
+                        // transaction that wrote no WAL, `SELECT txid_current()`, would not).
+                        sqlx::raw_sql("CREATE TEMP TABLE write_probe (x int)")
+                            .execute(&mut conn)
+                            .await?;
+                        anyhow::Ok(port)
+                    })
+                    .await;
+                    if matches!(attempt, Ok(Ok(port)) if port != old_port) {
+                        return killed.elapsed();
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+            let Ok(Ok((new_port, promoted))) =
+                tokio::time::timeout(PROMOTION_DEADLINE, promoted_rx).await
+            else {
+                probe.abort();
+                bail!("no other server accepted writes within {PROMOTION_DEADLINE:?}");
+            };
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            let restarted = Instant::now();
+            stack_sh(cluster, &["start-pg-node", &old], broker_name(cluster)).await?;
+            let rejoined = restarted.elapsed();
+            let writes = tokio::time::timeout(PROMOTION_DEADLINE, probe)
+                .await
+                .context("no write committed after the rejoin")??;
+            anyhow::Ok((
+                format!(
+                    "127.0.0.1:{new_port} primary {:.1} s after the kill, writes back after {:.1} s, node {old} restarted {wait} ms later and rejoined in {:.1} s",
+                    promoted.as_secs_f64(),
+                    writes.as_secs_f64(),
+                    rejoined.as_secs_f64()
+                ),
+                Failover {
+                    promoted_s: Some(promoted.as_secs_f64()),
+                    writes_back_s: Some(writes.as_secs_f64()),
+                },
+            ))
+        }
+        .await;
+        (format!("postgres-{old}"), result)
     }
 
     /// SIGSTOP of a random process, SIGCONT 1–4 s later.
@@ -450,12 +623,20 @@ fn link_of(kind: FaultKind) -> Link {
     }
 }
 
-/// `dev/stack.sh restart-broker` with this run's broker.
-async fn restart_broker(cluster: &Cluster) -> anyhow::Result<String> {
-    let broker = match cluster.config.broker {
+/// Longest a primary kill may take to promote a standby, and then to take writes again.
+const PROMOTION_DEADLINE: Duration = Duration::from_secs(120);
+
+/// `BROKER` of this run as dev/stack.sh names it.
+fn broker_name(cluster: &Cluster) -> &'static str {
+    match cluster.config.broker {
         BrokerKind::Kafka => "kafka",
         BrokerKind::RabbitMq => "rabbitmq",
-    };
+    }
+}
+
+/// `dev/stack.sh restart-broker` with this run's broker.
+async fn restart_broker(cluster: &Cluster) -> anyhow::Result<String> {
+    let broker = broker_name(cluster);
     stack_sh(cluster, &["restart-broker"], broker).await?;
     Ok(format!("{broker} restarted"))
 }
@@ -483,6 +664,35 @@ async fn stack_sh(cluster: &Cluster, args: &[&str], broker: &str) -> anyhow::Res
         bail!("dev/stack.sh {}: {status}; see {log:?}", args.join(" "));
     }
     Ok(())
+}
+
+/// The port of the server `url`'s first writable host is.
+async fn server_port(url: &str) -> anyhow::Result<i32> {
+    let mut conn = platform::db::connect_one(url).await?;
+    Ok(sqlx::query_scalar("SELECT inet_server_port()")
+        .fetch_one(&mut conn)
+        .await?)
+}
+
+/// The node whose Patroni answers `GET /primary` with 200 (it holds the leader key and runs
+/// as the primary); every node asked at once, each within 300 ms.
+async fn pg_primary(apis: &[(u32, String)]) -> Option<u32> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .ok()?;
+    let asks = apis.iter().map(|(node, api)| {
+        let http = http.clone();
+        async move {
+            let resp = http.get(format!("{api}/primary")).send().await.ok()?;
+            resp.status().is_success().then_some(*node)
+        }
+    });
+    futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .next()
 }
 
 /// `pg_ctl restart -m fast` of the stack's cluster, as the postgres user when we are root.

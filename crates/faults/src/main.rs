@@ -52,6 +52,10 @@ struct Args {
     /// Faults to inject (every available kind appears once per round of kinds).
     #[arg(long, default_value_t = 12)]
     faults: usize,
+    /// How many times per round of kinds a node fault of replicated infrastructure appears
+    /// (PostgreSQL primary kill, broker node kill and partition): more failovers to measure.
+    #[arg(long, default_value_t = 1)]
+    ha_weight: usize,
     /// Seed of the plan and the fault schedule (default: from the clock; printed).
     #[arg(long)]
     seed: Option<u64>,
@@ -156,6 +160,9 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
         amqp_url: args.amqp_url.clone(),
         service_log: args.service_log.clone(),
         auth,
+        rabbitmq_queue_type: std::env::var("RABBITMQ_QUEUE_TYPE")
+            .ok()
+            .filter(|v| !v.trim().is_empty()),
     };
     let began = Instant::now();
     let mut cluster = match Cluster::start(config, Names::new(&run_id)).await {
@@ -247,7 +254,13 @@ async fn round(
     let ttl = Duration::from_secs(args.max_stream_s + args.quiesce_timeout_s + 3600);
     let tokens = signer.map(|signer| workload::mint(signer, &plans, ttl));
     let kinds = inject::available(cluster);
-    let schedule = inject::schedule(&mut schedule_rng, &kinds, args.faults, args.orders);
+    let schedule = inject::schedule(
+        &mut schedule_rng,
+        &kinds,
+        args.ha_weight,
+        args.faults,
+        args.orders,
+    );
 
     let bus = inject::bus_for(cluster)?;
     bus.declare(&cluster.names.topology())
@@ -286,8 +299,14 @@ async fn round(
     });
     let progress = tokio::spawn(progress(counters.clone(), args.orders, start));
 
-    let mut injector =
-        inject::Injector::new(inject_rng, schedule, allowed_tx, counters, bus, start);
+    let mut injector = inject::Injector::new(
+        inject_rng,
+        schedule,
+        allowed_tx,
+        counters.clone(),
+        bus,
+        start,
+    );
     injector.run(cluster, &stream_done).await;
     let faults_window_s = start.elapsed().as_secs_f64();
     let records = loop {
@@ -333,6 +352,23 @@ async fn round(
             ),
         );
     }
+    for (kind, count, what) in [
+        (
+            "bare_server_error",
+            &counters.bare_server_errors,
+            "5xx answers without the error envelope",
+        ),
+        (
+            "unavailable_without_retry_after",
+            &counters.unavailable_without_retry_after,
+            "503 answers without Retry-After",
+        ),
+    ] {
+        let n = count.load(Ordering::Relaxed);
+        if n > 0 {
+            findings.add(kind, format!("{n} {what}"));
+        }
+    }
     for exit in &injector.exits {
         findings.add(
             "process_exited",
@@ -355,6 +391,8 @@ async fn round(
         tally,
         faults_by_kind: report::faults_by_kind(&injector.records),
         faults_not_injected: injector.records.iter().filter(|f| !f.injected).count(),
+        promotion_s: report::Spread::of(injector.records.iter().filter_map(|f| f.promoted_s)),
+        writes_back_s: report::Spread::of(injector.records.iter().filter_map(|f| f.writes_back_s)),
         faults: injector.records,
         unexpected_exits: injector.exits.iter().map(Into::into).collect(),
         faults_window_s,

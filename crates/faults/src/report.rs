@@ -116,6 +116,12 @@ pub struct Report {
     pub faults_by_kind: BTreeMap<String, usize>,
     /// Faults that could not be injected.
     pub faults_not_injected: usize,
+    /// PostgreSQL primary kills: seconds until another node was the primary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promotion_s: Option<Spread>,
+    /// PostgreSQL primary kills: seconds until a write committed again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writes_back_s: Option<Spread>,
     /// Processes that ended on their own.
     pub unexpected_exits: Vec<ExitReport>,
     /// Seconds from the first order to the last fault's end.
@@ -132,6 +138,43 @@ pub struct Report {
     pub violations: Vec<Violation>,
     /// Seconds the whole round took (start-up to checks).
     pub total_s: f64,
+}
+
+/// Median and maximum of a set of durations, with how many there were.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// How many.
+    pub n: usize,
+    /// The median (the lower middle one of an even count).
+    pub p50: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values`; `None` when there are none.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+        let mut v: Vec<f64> = values.into_iter().collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        Some(Spread {
+            n: v.len(),
+            p50: v[(v.len() - 1) / 2],
+            max: v[v.len() - 1],
+        })
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:.1} s, max {:.1} s over {}",
+            self.p50, self.max, self.n
+        )
+    }
 }
 
 /// A process exit, for JSON.
@@ -249,6 +292,12 @@ impl Report {
         for (kind, n) in &self.faults_by_kind {
             line(format!("  {kind:<24} {n}"));
         }
+        if let Some(spread) = self.promotion_s {
+            line(format!("{:<26} {spread}", "primary promoted after"));
+        }
+        if let Some(spread) = self.writes_back_s {
+            line(format!("{:<26} {spread}", "writes back after"));
+        }
         line(format!(
             "{:<26} {}",
             "unexpected process exits",
@@ -289,4 +338,30 @@ fn fmt_map(m: &BTreeMap<String, usize>) -> String {
         .map(|(k, v)| format!("{k} {v}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Spread;
+
+    #[test]
+    fn spread_takes_the_lower_middle_and_the_largest() {
+        assert_eq!(Spread::of([]), None);
+        assert_eq!(
+            Spread::of([4.0, 1.0, 3.0, 2.0]),
+            Some(Spread {
+                n: 4,
+                p50: 2.0,
+                max: 4.0
+            })
+        );
+        assert_eq!(
+            Spread::of([9.5, 7.0, 8.0]),
+            Some(Spread {
+                n: 3,
+                p50: 8.0,
+                max: 9.5
+            })
+        );
+    }
 }

@@ -112,6 +112,10 @@ pub struct Counters {
     pub topups_ok: AtomicU64,
     /// Top-ups with an unknown outcome.
     pub topups_unknown: AtomicU64,
+    /// 5xx answers whose body is not the SPEC error envelope (a violation: SPEC §2).
+    pub bare_server_errors: AtomicU64,
+    /// 503 answers without `Retry-After` (a violation: a client must learn when to retry).
+    pub unavailable_without_retry_after: AtomicU64,
 }
 
 /// Builds `users` users' scripts totalling `orders` orders, from `rng`.
@@ -429,6 +433,7 @@ impl Driver {
             Err(e) => return (Outcome::Unknown(transport_error(&e)), None),
         };
         let status = resp.status();
+        let retry_after = resp.headers().contains_key(reqwest::header::RETRY_AFTER);
         if matches!(status.as_u16(), 401 | 403)
             && !self.auth_refusal_seen.swap(true, Ordering::Relaxed)
         {
@@ -440,6 +445,21 @@ impl Driver {
             );
         }
         let json = resp.json::<serde_json::Value>().await.ok();
+        if status.is_server_error() {
+            let enveloped = json.as_ref().is_some_and(|j| {
+                j["error"]["code"].is_string() && j["error"]["message"].is_string()
+            });
+            if !enveloped {
+                self.counters
+                    .bare_server_errors
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            if status.as_u16() == 503 && !retry_after {
+                self.counters
+                    .unavailable_without_retry_after
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
         if status.is_success() {
             (Outcome::Ok, json)
         } else if status.is_client_error() {

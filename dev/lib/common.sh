@@ -209,3 +209,23 @@ as_root() {
 
 # started NAME — remember that this invocation started NAME (`test` stops exactly those).
 started() { STARTED+=("$1"); }
+
+# layout_nodes NAME VAR VALUE CLUSTER CLUSTER_RUNS SINGLE_RUNS — how many nodes of component NAME
+# to run: VALUE (1 or CLUSTER, from the variable VAR) when set, else what of ours runs (CLUSTER
+# when the command CLUSTER_RUNS succeeds, else 1). Dies rather than mix the two layouts while
+# the other one runs (SINGLE_RUNS succeeds when the single node does).
+layout_nodes() {
+	local name=$1 var=$2 n=$3 cluster=$4 cluster_runs=$5 single_runs=$6
+	if [[ -z $n ]]; then
+		n=1
+		"$cluster_runs" && n=$cluster
+	fi
+	[[ $n == 1 || $n == "$cluster" ]] || die "$var must be 1 or $cluster (got $n)"
+	if [[ $n == 1 ]] && "$cluster_runs"; then
+		die "$name: our $cluster-node cluster runs and $var=1: stop it first (dev/stack.sh down)"
+	fi
+	if [[ $n != 1 ]] && "$single_runs" >/dev/null; then
+		die "$name: our single node runs and $var=$n: stop it first (dev/stack.sh down)"
+	fi
+	echo "$n"
+}

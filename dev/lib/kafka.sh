@@ -255,19 +255,7 @@ kafka_status() {
 # what of ours runs (3 when our cluster does, else 1). Refuses to mix: one layout at a time.
 KAFKA_NODES_WANTED=1
 kafka_nodes_wanted() {
-	local n=${KAFKA_NODES:-}
-	if [[ -z $n ]]; then
-		n=1
-		kafka_cluster_any_running && n=$KAFKA_CLUSTER_NODES
-	fi
-	[[ $n == 1 || $n == "$KAFKA_CLUSTER_NODES" ]] || die "KAFKA_NODES must be 1 or $KAFKA_CLUSTER_NODES (got $n)"
-	if [[ $n == 1 ]] && kafka_cluster_any_running; then
-		die "kafka: our $KAFKA_CLUSTER_NODES-node cluster runs and KAFKA_NODES=1: stop it first (dev/stack.sh down)"
-	fi
-	if [[ $n != 1 ]] && kafka_pid >/dev/null; then
-		die "kafka: our single node runs and KAFKA_NODES=$n: stop it first (dev/stack.sh down)"
-	fi
-	KAFKA_NODES_WANTED=$n
+	KAFKA_NODES_WANTED=$(layout_nodes kafka KAFKA_NODES "${KAFKA_NODES:-}" "$KAFKA_CLUSTER_NODES" kafka_cluster_any_running kafka_pid)
 }
 
 kafka_node_dir() { echo "$KAFKA_DIR/node-$1"; }

@@ -283,19 +283,7 @@ rabbitmq_cluster_any_running() {
 # of what of ours runs. Refuses to mix: one layout at a time.
 RMQ_NODES_WANTED=1
 rabbitmq_nodes_wanted() {
-	local n=${RABBITMQ_NODES:-}
-	if [[ -z $n ]]; then
-		n=1
-		rabbitmq_cluster_any_running && n=$RMQ_CLUSTER_NODES
-	fi
-	[[ $n == 1 || $n == "$RMQ_CLUSTER_NODES" ]] || die "RABBITMQ_NODES must be 1 or $RMQ_CLUSTER_NODES (got $n)"
-	if [[ $n == 1 ]] && rabbitmq_cluster_any_running; then
-		die "rabbitmq: our $RMQ_CLUSTER_NODES-node cluster runs and RABBITMQ_NODES=1: stop it first (dev/stack.sh down)"
-	fi
-	if [[ $n != 1 ]] && rabbitmq_pid >/dev/null; then
-		die "rabbitmq: our single node runs and RABBITMQ_NODES=$n: stop it first (dev/stack.sh down)"
-	fi
-	RMQ_NODES_WANTED=$n
+	RMQ_NODES_WANTED=$(layout_nodes rabbitmq RABBITMQ_NODES "${RABBITMQ_NODES:-}" "$RMQ_CLUSTER_NODES" rabbitmq_cluster_any_running rabbitmq_pid)
 }
 
 # rmq_node_check K — K names a node of our cluster (the subcommands take a node number).

@@ -480,7 +480,7 @@ failure_context() {
 		f=$LOGS/$name.log
 		[[ -f $f ]] || continue
 		warn "$name: its last WARN/ERROR lines ($f)"
-		grep -E '"level":"(WARN|ERROR)"' "$f" | tail -n 15 | cut -c1-400 >&2 || true
+		grep -E '"level":"(WARN|ERROR)"|panicked' "$f" | tail -n 15 | cut -c1-400 >&2 || true
 		warn "$name: its backlog (/metrics)"
 		curl -s -m 3 "http://127.0.0.1:$(service_port "$name")/metrics" |
 			grep -E '^(outbox_pending_rows|outbox_oldest_pending_age_seconds|consumer_lag_messages|outbox_publish_errors_total|consumer_messages_total)' >&2 || true

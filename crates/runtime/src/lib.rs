@@ -444,7 +444,7 @@ type WorkerHandles = (
     Vec<tokio::task::JoinHandle<()>>,
 );
 
-/// Starts the outbox relay, the consumer and the chores; a consumer that ends stops the whole
+/// Starts the outbox relay, the consumer and the chores; any of them that ends stops the whole
 /// service.
 fn spawn_workers(
     relay: OutboxRelay,
@@ -454,9 +454,16 @@ fn spawn_workers(
 ) -> WorkerHandles {
     let chores = chores
         .into_iter()
-        .map(|c| tokio::spawn(run_chore(c, shutdown.clone())))
+        .map(|c| {
+            let name = c.name();
+            supervised(name, run_chore(c, shutdown.clone()), shutdown.clone())
+        })
         .collect();
-    let relay = tokio::spawn(relay.run(shutdown.clone()));
+    let relay = supervised(
+        "outbox relay",
+        relay.run(shutdown.clone()),
+        shutdown.clone(),
+    );
     let consumer = tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
@@ -466,6 +473,37 @@ fn spawn_workers(
         }
     });
     (relay, consumer, chores)
+}
+
+/// Runs `work` (a loop that ends only on `shutdown`) and stops the service if it ends, or
+/// panics, before: a relay that died would leave a process answering `/health` 200 that never
+/// publishes again, where a stopped one is restarted by its supervisor. The panic is passed on
+/// to whoever awaits the handle.
+fn supervised<F>(
+    name: &'static str,
+    work: F,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let task = tokio::spawn(work);
+    tokio::spawn(async move {
+        let ended = task.await;
+        if !shutdown.is_cancelled() {
+            tracing::error!(
+                worker = name,
+                panicked = ended.is_err(),
+                "worker ended on its own: stopping the service"
+            );
+            shutdown.cancel();
+        }
+        if let Err(e) = ended
+            && e.is_panic()
+        {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    })
 }
 
 /// `/health` probe: the broker must answer a metadata request.
@@ -515,5 +553,56 @@ impl HealthProbe for DatabaseProbe {
             .await
             .map(drop)
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::supervised;
+
+    #[tokio::test]
+    async fn a_worker_that_panics_stops_the_service_and_passes_the_panic_on() {
+        let shutdown = CancellationToken::new();
+        let handle = supervised(
+            "test worker",
+            async { panic!("worker bug") },
+            shutdown.clone(),
+        );
+        let joined = tokio::time::timeout(Duration::from_secs(5), handle)
+            .await
+            .expect("the supervisor ends");
+        assert!(
+            joined.is_err_and(|e| e.is_panic()),
+            "the panic is passed on"
+        );
+        assert!(shutdown.is_cancelled(), "the service is stopping");
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_returns_early_stops_the_service() {
+        let shutdown = CancellationToken::new();
+        let handle = supervised("test worker", async {}, shutdown.clone());
+        tokio::time::timeout(Duration::from_secs(5), handle)
+            .await
+            .expect("the supervisor ends")
+            .expect("no panic");
+        assert!(shutdown.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_worker_ending_on_shutdown_is_a_normal_stop() {
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let handle = supervised(
+            "test worker",
+            async move { stop.cancelled().await },
+            shutdown.clone(),
+        );
+        shutdown.cancel();
+        handle.await.expect("no panic");
     }
 }

@@ -464,28 +464,22 @@ fn spawn_workers(
         relay.run(shutdown.clone()),
         shutdown.clone(),
     );
-    let consumer = tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            let result = consumer.run(shutdown.clone()).await;
-            shutdown.cancel();
-            result
-        }
-    });
+    let consumer = supervised("consumer", consumer.run(shutdown.clone()), shutdown.clone());
     (relay, consumer, chores)
 }
 
 /// Runs `work` (a loop that ends only on `shutdown`) and stops the service if it ends, or
-/// panics, before: a relay that died would leave a process answering `/health` 200 that never
-/// publishes again, where a stopped one is restarted by its supervisor. The panic is passed on
-/// to whoever awaits the handle.
-fn supervised<F>(
+/// panics, before: a relay or consumer that died would leave a process answering `/health` 200
+/// that never publishes or consumes again, where a stopped one is restarted by its supervisor.
+/// What it returned, or its panic, is passed on to whoever awaits the handle.
+fn supervised<F, T>(
     name: &'static str,
     work: F,
     shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()>
+) -> tokio::task::JoinHandle<T>
 where
-    F: std::future::Future<Output = ()> + Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
 {
     let task = tokio::spawn(work);
     tokio::spawn(async move {
@@ -498,10 +492,13 @@ where
             );
             shutdown.cancel();
         }
-        if let Err(e) = ended
-            && e.is_panic()
-        {
-            std::panic::resume_unwind(e.into_panic());
+        match ended {
+            Ok(value) => value,
+            // Cancelled only when the runtime itself goes away: nothing is left to return.
+            Err(e) => std::panic::resume_unwind(
+                e.try_into_panic()
+                    .unwrap_or_else(|e| Box::new(e.to_string())),
+            ),
         }
     })
 }

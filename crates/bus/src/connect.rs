@@ -15,6 +15,16 @@ pub enum BrokerKind {
     RabbitMq,
 }
 
+impl BrokerKind {
+    /// The name `BROKER` takes (what [`str::parse`] reads back).
+    pub fn name(self) -> &'static str {
+        match self {
+            BrokerKind::Kafka => "kafka",
+            BrokerKind::RabbitMq => "rabbitmq",
+        }
+    }
+}
+
 impl std::str::FromStr for BrokerKind {
     type Err = String;
 

@@ -156,22 +156,14 @@ impl Config {
                 .is_some_and(|n| n >= 2)
     }
 
-    /// The REST API address of each node of the stack's Patroni cluster, by node number
-    /// (`PATRONI_PORT` + k-1, as dev/lib/patroni.sh lays them out).
-    pub fn patroni_apis(&self) -> Vec<(u32, String)> {
-        let nodes: u32 = self
-            .stack_state("PG_NODES")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let Some(base) = self
-            .stack_state("PATRONI_PORT")
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            return Vec::new();
-        };
-        (1..=nodes)
-            .map(|k| (k, format!("http://127.0.0.1:{}", base + k - 1)))
-            .collect()
+    /// The node number of the stack's Patroni cluster listening on `port` (node k on `PG_PORT`
+    /// + 10(k-1), as dev/lib/patroni.sh lays them out), for `kill-pg-node` / `start-pg-node`.
+    pub fn pg_node_of_port(&self, port: i32) -> Option<u32> {
+        let nodes: i32 = self.stack_state("PG_NODES")?.parse().ok()?;
+        let base: i32 = self.stack_state("PG_PORT")?.parse().ok()?;
+        let offset = port - base;
+        let k = offset / 10 + 1;
+        (offset >= 0 && offset % 10 == 0 && k <= nodes).then(|| k.unsigned_abs())
     }
 
     /// A RabbitMQ run on several nodes: `AMQP_URL` lists more than one.
@@ -566,10 +558,7 @@ impl Cluster {
 
     /// The environment of an orders or payments instance.
     fn service_env(&self, role: Role, database_url: &str, amqp_url: &str) -> Vec<(String, String)> {
-        let broker = match self.config.broker {
-            BrokerKind::Kafka => "kafka",
-            BrokerKind::RabbitMq => "rabbitmq",
-        };
+        let broker = self.config.broker.name();
         // A partitioned connection is noticed within seconds instead of the default minute.
         let amqp = amqp_url
             .split(',')
@@ -851,10 +840,7 @@ impl Cluster {
                 let mut settings = bus::rabbitmq::RabbitSettings::from_env("faults-teardown")?;
                 settings.url = self.config.amqp_url.clone();
                 let connection = bus::rabbitmq::connect(&settings).await?;
-                let queues: u16 = std::env::var("RABBITMQ_QUEUES")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(3);
+                let queues = settings.queues;
                 for spec in &topology {
                     for group in &spec.groups {
                         for q in 0..queues {

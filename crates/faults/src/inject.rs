@@ -225,9 +225,6 @@ pub fn bus_for(cluster: &Cluster) -> anyhow::Result<Arc<dyn MessageBus>> {
         BrokerKind::RabbitMq => {
             let mut settings = RabbitSettings::from_env("faults-redeliver")?;
             settings.url = c.amqp_url.clone();
-            if let Some(queue_type) = &c.rabbitmq_queue_type {
-                settings.queue_type = queue_type.parse().map_err(anyhow::Error::msg)?;
-            }
             Arc::new(RabbitBus::new(settings))
         }
     })
@@ -313,7 +310,7 @@ impl Injector {
             FaultKind::KillGateway => self.kill(cluster, Role::Gateway).await,
             FaultKind::Pause => self.pause(cluster).await,
             FaultKind::BrokerRestart => (
-                format!("{:?}", cluster.config.broker).to_lowercase(),
+                cluster.config.broker.name().to_owned(),
                 restart_broker(cluster).await,
             ),
             FaultKind::PostgresRestart => ("postgres".into(), restart_postgres(cluster).await),
@@ -385,7 +382,7 @@ impl Injector {
     /// kill-broker-node`), 2–6 s down while orders flow, then `start-broker-node` (data kept;
     /// returns once ready and, for RabbitMQ, back in the cluster).
     async fn kill_broker_node(&mut self, cluster: &Cluster) -> (String, anyhow::Result<String>) {
-        let broker = broker_name(cluster);
+        let broker = cluster.config.broker.name();
         let node = self.rng.range(1, BROKER_CLUSTER_NODES).to_string();
         let down = self.rng.range(2000, 6000);
         let result = async {
@@ -409,7 +406,7 @@ impl Injector {
         &mut self,
         cluster: &Cluster,
     ) -> (String, anyhow::Result<String>) {
-        let broker = broker_name(cluster);
+        let broker = cluster.config.broker.name();
         let node = self.rng.range(1, BROKER_CLUSTER_NODES).to_string();
         let hold = self.rng.range(2000, 6000);
         let began = Instant::now();
@@ -436,19 +433,23 @@ impl Injector {
         &mut self,
         cluster: &Cluster,
     ) -> (String, anyhow::Result<(String, Failover)>) {
-        let apis = cluster.config.patroni_apis();
-        let Some(old) = pg_primary(&apis).await else {
+        let admin = cluster.config.admin_url.clone();
+        let old_port = match connect_writable(&admin).await {
+            Ok((_, port)) => port,
+            Err(e) => return ("postgres primary".into(), Err(e)),
+        };
+        let Some(old) = cluster.config.pg_node_of_port(old_port) else {
             return (
-                "postgres primary".into(),
-                Err(anyhow::anyhow!("no Patroni node answers as the primary")),
+                format!("127.0.0.1:{old_port}"),
+                Err(anyhow::anyhow!(
+                    "the primary is not a node of the stack's cluster"
+                )),
             );
         };
         let old = old.to_string();
         let wait = self.rng.range(0, 2000);
-        let admin = cluster.config.admin_url.clone();
         let result = async {
-            let old_port = server_port(&admin).await?;
-            stack_sh(cluster, &["kill-pg-node", &old], broker_name(cluster)).await?;
+            stack_sh(cluster, &["kill-pg-node", &old], cluster.config.broker.name()).await?;
             let killed = Instant::now();
             // What a client sees: the first connection to another writable server (the
             // promotion), then the first commit there (on a two-node cluster in strict mode that
@@ -459,10 +460,7 @@ impl Injector {
                 let mut promoted_tx = Some(promoted_tx);
                 loop {
                     let attempt = tokio::time::timeout(Duration::from_secs(3), async {
-                        let mut conn = platform::db::connect_one(&admin).await?;
-                        let port: i32 = sqlx::query_scalar("SELECT inet_server_port()")
-                            .fetch_one(&mut conn)
-                            .await?;
+                        let (mut conn, port) = connect_writable(&admin).await?;
                         if port != old_port
                             && let Some(tx) = promoted_tx.take()
                         {
@@ -490,7 +488,7 @@ impl Injector {
             };
             tokio::time::sleep(Duration::from_millis(wait)).await;
             let restarted = Instant::now();
-            stack_sh(cluster, &["start-pg-node", &old], broker_name(cluster)).await?;
+            stack_sh(cluster, &["start-pg-node", &old], cluster.config.broker.name()).await?;
             let rejoined = restarted.elapsed();
             let writes = tokio::time::timeout(PROMOTION_DEADLINE, probe)
                 .await
@@ -626,17 +624,9 @@ fn link_of(kind: FaultKind) -> Link {
 /// Longest a primary kill may take to promote a standby, and then to take writes again.
 const PROMOTION_DEADLINE: Duration = Duration::from_secs(120);
 
-/// `BROKER` of this run as dev/stack.sh names it.
-fn broker_name(cluster: &Cluster) -> &'static str {
-    match cluster.config.broker {
-        BrokerKind::Kafka => "kafka",
-        BrokerKind::RabbitMq => "rabbitmq",
-    }
-}
-
 /// `dev/stack.sh restart-broker` with this run's broker.
 async fn restart_broker(cluster: &Cluster) -> anyhow::Result<String> {
-    let broker = broker_name(cluster);
+    let broker = cluster.config.broker.name();
     stack_sh(cluster, &["restart-broker"], broker).await?;
     Ok(format!("{broker} restarted"))
 }
@@ -666,33 +656,13 @@ async fn stack_sh(cluster: &Cluster, args: &[&str], broker: &str) -> anyhow::Res
     Ok(())
 }
 
-/// The port of the server `url`'s first writable host is.
-async fn server_port(url: &str) -> anyhow::Result<i32> {
+/// A connection to `url`'s first writable host, and the port that server listens on.
+async fn connect_writable(url: &str) -> anyhow::Result<(sqlx::PgConnection, i32)> {
     let mut conn = platform::db::connect_one(url).await?;
-    Ok(sqlx::query_scalar("SELECT inet_server_port()")
+    let port = sqlx::query_scalar("SELECT inet_server_port()")
         .fetch_one(&mut conn)
-        .await?)
-}
-
-/// The node whose Patroni answers `GET /primary` with 200 (it holds the leader key and runs
-/// as the primary); every node asked at once, each within 300 ms.
-async fn pg_primary(apis: &[(u32, String)]) -> Option<u32> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .ok()?;
-    let asks = apis.iter().map(|(node, api)| {
-        let http = http.clone();
-        async move {
-            let resp = http.get(format!("{api}/primary")).send().await.ok()?;
-            resp.status().is_success().then_some(*node)
-        }
-    });
-    futures::future::join_all(asks)
-        .await
-        .into_iter()
-        .flatten()
-        .next()
+        .await?;
+    Ok((conn, port))
 }
 
 /// `pg_ctl restart -m fast` of the stack's cluster, as the postgres user when we are root.

@@ -381,7 +381,7 @@ async fn round(
     let tally = check::check(&orders_pool, &payments_pool, &records, &mut findings).await?;
     let (violations_by_kind, violations) = report::group(findings.all);
     let report = Report {
-        broker: format!("{:?}", args.broker).to_lowercase(),
+        broker: args.broker.name().to_owned(),
         seed,
         run_id: run_id.to_owned(),
         orders_requested: args.orders,

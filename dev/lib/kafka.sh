@@ -141,6 +141,11 @@ rootLogger.appenderRef.stderr.ref = STDERR
 EOF
 }
 
+# kafka_cluster_id — 16 random bytes in URL-safe base64 without padding (what random-uuid
+# prints). One in 64 starts with '-': StorageTool must get it as --cluster-id=ID, since
+# `-t -abc…` reads as a missing argument (a CI run failed so).
+kafka_cluster_id() { head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='; }
+
 # kafka_format PORT CPORT — format the storage once (standalone dynamic quorum). The controller
 # endpoint is recorded at format time: when it has to change, the local data is re-formatted.
 kafka_format() {
@@ -150,11 +155,10 @@ kafka_format() {
 		warn "kafka: controller port changed to $cport: re-formatting the local storage (topics are lost)"
 		rm -rf "$KAFKA_DATA"
 	fi
-	# A cluster id is 16 random bytes in URL-safe base64 without padding (what random-uuid prints).
-	cid=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+	cid=$(kafka_cluster_id)
 	t=$(clock)
 	java -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2-tools.properties" \
-		kafka.tools.StorageTool format --standalone -t "$cid" -c "$KAFKA_CONF" \
+		kafka.tools.StorageTool format --standalone --cluster-id="$cid" -c "$KAFKA_CONF" \
 		</dev/null >"$LOGS/kafka-format.log" 2>&1 ||
 		fail kafka "$LOGS/kafka-format.log" "kafka.tools.StorageTool format failed"
 	echo "$cport" >"$KAFKA_DIR/formatted-controller-port"
@@ -352,11 +356,11 @@ kafka_cluster_format() {
 		warn "kafka: controller quorum changed to $voters: re-formatting the cluster's storage (topics are lost)"
 	fi
 	for ((k = 1; k <= KAFKA_CLUSTER_NODES; k++)); do rm -rf "$(kafka_node_dir "$k")/data"; done
-	cid=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+	cid=$(kafka_cluster_id)
 	t=$(clock)
 	for ((k = 1; k <= KAFKA_CLUSTER_NODES; k++)); do
 		java -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2-tools.properties" \
-			kafka.tools.StorageTool format -t "$cid" -c "$(kafka_node_conf "$k")" \
+			kafka.tools.StorageTool format --cluster-id="$cid" -c "$(kafka_node_conf "$k")" \
 			</dev/null >"$LOGS/kafka-$k-format.log" 2>&1 &
 		pids+=($!)
 	done
